@@ -1,0 +1,90 @@
+"""The paper's LSTM baseline with the same inputs and outputs as `FPTModel`, so the same training code runs it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from transformers import PretrainedConfig, PreTrainedModel
+
+from .configuration_fpt import OUTPUT_MODES
+from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
+
+
+class LSTMConfig(PretrainedConfig):
+    r"""A stack of `num_layers` LSTMs, each followed by LayerNorm (the paper's 3-layer layer-normalised LSTM).
+
+    Takes the same input/output arguments as `FPTConfig` (`input_dim` or `vocab_size`, `num_labels`,
+    `output_mode`, `num_output_tokens`, `predictions_per_token`).
+    """
+
+    model_type = "fpt-lstm"
+
+    def __init__(
+        self,
+        input_dim: int | None = None,
+        vocab_size: int | None = None,
+        num_labels: int | None = None,
+        hidden_size: int = 768,
+        num_layers: int = 3,
+        dropout: float = 0.0,
+        output_mode: str = "last",
+        num_output_tokens: int = 1,
+        predictions_per_token: int = 1,
+        max_length: int | None = None,
+        initializer_range: float = 0.02,
+        validate_inputs: bool = True,
+        **kwargs,
+    ):
+        if (input_dim is None) == (vocab_size is None):
+            raise ValueError(f"Give exactly one of input_dim and vocab_size; got input_dim={input_dim}, vocab_size={vocab_size}.")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {list(OUTPUT_MODES)}, got {output_mode!r}.")
+        self.input_dim = input_dim
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
+        self.output_mode = output_mode
+        self.num_output_tokens = num_output_tokens
+        self.predictions_per_token = predictions_per_token
+        self.max_length = max_length
+        self.initializer_range = initializer_range
+        self.validate_inputs = validate_inputs
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+
+
+class LSTMBaseline(PreTrainedModel):
+    """Input layer -> stacked layer-normalised LSTM -> the same output head as FPT. Everything trains."""
+
+    config_class = LSTMConfig
+    main_input_name = "inputs"
+    accepts_loss_kwargs = False
+
+    def __init__(self, config: LSTMConfig):
+        super().__init__(config)
+        h = config.hidden_size
+        self.input_layer = nn.Embedding(config.vocab_size, h) if config.vocab_size else nn.Linear(config.input_dim, h)
+        self.lstms = nn.ModuleList([nn.LSTM(h, h, batch_first=True) for _ in range(config.num_layers)])
+        self.norms = nn.ModuleList([nn.LayerNorm(h) for _ in range(config.num_layers)])
+        self.dropout = nn.Dropout(config.dropout)
+        self.head = OutputHead(config, h)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        if isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=self.config.initializer_range)
+
+    def forward(self, inputs, attention_mask=None, labels=None, output_hidden_states: bool = False) -> SequenceModelOutput:
+        if self.config.validate_inputs:
+            validate_batch(self.config, inputs, attention_mask, labels, self.config.max_length)
+        hidden = self.dropout(self.input_layer(inputs))
+        for lstm, norm in zip(self.lstms, self.norms):
+            hidden = norm(lstm(hidden)[0])
+        logits = self.head(pool(self.config, hidden, attention_mask))
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)

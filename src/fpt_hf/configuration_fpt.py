@@ -1,0 +1,156 @@
+"""FPT configuration: the backbone reference, the input and output spec, and the freezing policy."""
+
+from __future__ import annotations
+
+from transformers import AutoConfig, PretrainedConfig
+
+# Parameter groups every FPT model knows. `input`/`output` are FPT's own layers; the rest live in the
+# backbone and are found by module type and role (see `backbones.classify_parameters`).
+PARAMETER_GROUPS = (
+    "input",  # new input layer (Linear or Embedding) and the optional learned position table
+    "output",  # new output layer
+    "positions",  # the backbone's learned position embeddings (GPT-2 `wpe`, BERT `position_embeddings`)
+    "norms",  # every LayerNorm / RMSNorm in the backbone
+    "attention",  # self-attention weights
+    "mlp",  # feed-forward weights
+    "other",  # anything else the backbone uses (e.g. BERT token-type embeddings, pooler)
+    "token_embeddings",  # the LM's token table: unused by FPT, never trained or saved
+)
+
+# Named freezing policies: which groups train, and whether the backbone keeps its pretrained weights.
+POLICIES = {
+    "fpt": {"groups": ("input", "output", "positions", "norms"), "random_backbone": False},
+    "full": {
+        "groups": ("input", "output", "positions", "norms", "attention", "mlp", "other"),
+        "random_backbone": False,
+    },
+    "frozen_random": {"groups": ("input", "output", "positions", "norms"), "random_backbone": True},
+    "output_only": {"groups": ("output",), "random_backbone": False},
+}
+
+OUTPUT_MODES = ("last", "first", "mean", "tokens")
+
+
+class FPTConfig(PretrainedConfig):
+    r"""Configuration of a Frozen Pretrained Transformer.
+
+    Args:
+        backbone (`str`): Hub id, local folder or embedded name (`"smollm2-135m"`, `"minilm-l6"`) of the
+            pretrained transformer. The backbone weights are *not* stored in FPT checkpoints; they are
+            re-attached from this reference on load.
+        backbone_config (`PretrainedConfig` or `dict`, *optional*): the backbone's config (filled in when
+            the model is built; lets `frozen_random` models and architecture checks work without weights).
+        input_dim (`int`, *optional*): feature size of continuous tokens -> `nn.Linear(input_dim, hidden)`.
+        vocab_size (`int`, *optional*): number of discrete token ids -> `nn.Embedding(vocab_size, hidden)`.
+            Exactly one of `input_dim` and `vocab_size` must be given.
+        num_labels (`int`): classes per prediction.
+        output_mode (`str`): `"last"` (last real token, mask aware), `"first"`, `"mean"` (masked mean pool)
+            or `"tokens"` (one prediction group per token from the last `num_output_tokens` tokens).
+        num_output_tokens (`int`): for `"tokens"`, how many trailing tokens predict.
+        predictions_per_token (`int`): for `"tokens"`, predictions per output token (bit memory: 50).
+        policy (`str`): `"fpt"`, `"full"`, `"frozen_random"`, `"output_only"` or `"custom"`.
+        trainable_groups (`list[str]`, *optional*): explicit set of groups from `PARAMETER_GROUPS`;
+            given without a policy it means `policy="custom"`.
+        random_backbone (`bool`, *optional*): re-initialise the backbone randomly (seeded by
+            `random_backbone_seed`); defaults to the policy's choice.
+        num_backbone_layers (`int`, *optional*): keep only the first N transformer blocks.
+        learned_positions (`int`, *optional*): size of an extra learned position table added to the input
+            (for backbones with RoPE and no learned positions). Trains with the `input` group.
+        input_dropout (`float`): dropout on the projected input tokens.
+        validate_inputs (`bool`): check inputs/labels in `forward` and raise `ValueError` on bad values.
+    """
+
+    model_type = "fpt"
+    sub_configs = {"backbone_config": AutoConfig}
+
+    def __init__(
+        self,
+        backbone: str | None = None,
+        backbone_config: PretrainedConfig | dict | None = None,
+        input_dim: int | None = None,
+        vocab_size: int | None = None,
+        num_labels: int | None = None,
+        output_mode: str = "last",
+        num_output_tokens: int = 1,
+        predictions_per_token: int = 1,
+        policy: str | None = None,
+        trainable_groups: list[str] | None = None,
+        random_backbone: bool | None = None,
+        random_backbone_seed: int = 0,
+        num_backbone_layers: int | None = None,
+        learned_positions: int | None = None,
+        input_dropout: float = 0.0,
+        initializer_range: float = 0.02,
+        validate_inputs: bool = True,
+        backbone_fingerprint: str | None = None,
+        **kwargs,
+    ):
+        if isinstance(backbone_config, dict):
+            backbone_config = dict(backbone_config)
+            model_type = backbone_config.pop("model_type", None)
+            if model_type is None:
+                raise ValueError("backbone_config dict needs a 'model_type' key.")
+            backbone_config = AutoConfig.for_model(model_type, **backbone_config)
+        if input_dim is not None and vocab_size is not None:
+            raise ValueError(
+                f"Give exactly one of input_dim (continuous tokens) and vocab_size (token ids); got "
+                f"input_dim={input_dim} and vocab_size={vocab_size}."
+            )
+        for name, value in (("input_dim", input_dim), ("vocab_size", vocab_size)):
+            if value is not None and (not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int, got {value!r}.")
+        if output_mode not in OUTPUT_MODES:
+            raise ValueError(f"output_mode must be one of {list(OUTPUT_MODES)}, got {output_mode!r}.")
+        if policy is None:
+            policy = "custom" if trainable_groups is not None else "fpt"
+        if policy == "custom":
+            if trainable_groups is None:
+                raise ValueError("policy='custom' needs trainable_groups, e.g. ['input', 'output', 'norms'].")
+        elif policy in POLICIES:
+            if trainable_groups is not None and tuple(trainable_groups) != POLICIES[policy]["groups"]:
+                raise ValueError(
+                    f"policy={policy!r} fixes trainable_groups to {list(POLICIES[policy]['groups'])}; "
+                    f"got {trainable_groups}. Pass trainable_groups without a policy for a custom set."
+                )
+            trainable_groups = list(POLICIES[policy]["groups"])
+            if random_backbone is None:
+                random_backbone = POLICIES[policy]["random_backbone"]
+        else:
+            raise ValueError(
+                f"Unknown policy {policy!r}: expected one of {list(POLICIES) + ['custom']}."
+            )
+        unknown = [g for g in trainable_groups if g not in PARAMETER_GROUPS]
+        if unknown:
+            raise ValueError(f"Unknown parameter groups {unknown}: expected a subset of {list(PARAMETER_GROUPS)}.")
+        if "token_embeddings" in trainable_groups:
+            raise ValueError("'token_embeddings' is unused by FPT (inputs go through the new input layer) and cannot train.")
+
+        self.backbone = backbone
+        self.backbone_config = backbone_config
+        self.input_dim = input_dim
+        self.vocab_size = vocab_size
+        self.output_mode = output_mode
+        self.num_output_tokens = num_output_tokens
+        self.predictions_per_token = predictions_per_token
+        self.policy = policy
+        self.trainable_groups = list(trainable_groups)
+        self.random_backbone = bool(random_backbone)
+        self.random_backbone_seed = random_backbone_seed
+        self.num_backbone_layers = num_backbone_layers
+        self.learned_positions = learned_positions
+        self.input_dropout = input_dropout
+        self.initializer_range = initializer_range
+        self.validate_inputs = validate_inputs
+        self.backbone_fingerprint = backbone_fingerprint
+        if num_labels is not None:
+            kwargs["num_labels"] = num_labels
+        super().__init__(**kwargs)
+
+    @property
+    def is_discrete(self) -> bool:
+        return self.vocab_size is not None
+
+    @property
+    def saves_full_model(self) -> bool:
+        """Whether checkpoints must hold the backbone too (its pretrained weights change in training)."""
+        return any(g in self.trainable_groups for g in ("attention", "mlp", "other"))

@@ -1,0 +1,129 @@
+"""What FPT and its baselines share around the sequence model: input checks, pooling, the head, the loss."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers.utils import ModelOutput
+
+
+@dataclass
+class SequenceModelOutput(ModelOutput):
+    """Output of `FPTModel` and `LSTMBaseline`.
+
+    Args:
+        loss (`torch.FloatTensor` of shape `()`, *optional*): cross-entropy, when `labels` are given.
+        logits (`torch.FloatTensor`): `(batch, num_labels)` for pooled outputs, or
+            `(batch, num_output_tokens * predictions_per_token, num_labels)` for `output_mode="tokens"`.
+        last_hidden_state (`torch.FloatTensor` of shape `(batch, seq_len, hidden)`, *optional*): the
+            sequence model's final features, when `output_hidden_states=True`.
+    """
+
+    loss: torch.FloatTensor | None = None
+    logits: torch.FloatTensor | None = None
+    last_hidden_state: torch.FloatTensor | None = None
+
+
+def validate_batch(config, inputs, attention_mask, labels, max_length: int | None) -> None:
+    """Raise `ValueError` (saying what was expected and what came) on malformed inputs, masks or labels."""
+    if not isinstance(inputs, torch.Tensor):
+        raise ValueError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}.")
+    if config.vocab_size is not None:
+        if inputs.dim() != 2:
+            raise ValueError(f"Token-id inputs must have shape (batch, seq_len), got {tuple(inputs.shape)}.")
+        if inputs.is_floating_point() or inputs.is_complex():
+            raise ValueError(
+                f"This model takes integer token ids (vocab_size={config.vocab_size}), got a {inputs.dtype} tensor. "
+                "Build the model with input_dim=... for continuous features."
+            )
+        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= config.vocab_size):
+            raise ValueError(
+                f"Token ids must be in [0, {config.vocab_size}), got values in [{int(inputs.min())}, {int(inputs.max())}]."
+            )
+    else:
+        if inputs.dim() != 3 or inputs.shape[-1] != config.input_dim:
+            raise ValueError(
+                f"Continuous inputs must have shape (batch, seq_len, {config.input_dim}), got {tuple(inputs.shape)}."
+            )
+        if not inputs.is_floating_point():
+            raise ValueError(f"Continuous inputs must be floating point, got {inputs.dtype}.")
+        if not bool(torch.isfinite(inputs).all()):
+            raise ValueError("inputs contain NaN or inf values.")
+    batch, seq_len = inputs.shape[:2]
+    if max_length is not None and seq_len > max_length:
+        raise ValueError(f"Sequence length {seq_len} exceeds the backbone's {max_length} positions.")
+    if attention_mask is not None and tuple(attention_mask.shape) != (batch, seq_len):
+        raise ValueError(
+            f"attention_mask must have shape (batch, seq_len) = {(batch, seq_len)}, got {tuple(attention_mask.shape)}."
+        )
+    if attention_mask is not None and bool((attention_mask.sum(-1) == 0).any()):
+        raise ValueError("attention_mask has a row with no real tokens.")
+    if config.output_mode == "tokens" and seq_len < config.num_output_tokens:
+        raise ValueError(f"output_mode='tokens' reads the last {config.num_output_tokens} tokens, got seq_len={seq_len}.")
+    if labels is not None:
+        expected = (batch,) if config.output_mode != "tokens" else (batch, config.num_output_tokens * config.predictions_per_token)
+        if tuple(labels.shape) != expected:
+            raise ValueError(f"labels must have shape {expected}, got {tuple(labels.shape)}.")
+        if labels.is_floating_point():
+            raise ValueError(f"labels must be integer class ids, got {labels.dtype}.")
+        valid = labels[labels != -100]
+        if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= config.num_labels):
+            raise ValueError(
+                f"labels must be in [0, {config.num_labels}) (or -100 to ignore), got values in "
+                f"[{int(valid.min())}, {int(valid.max())}]."
+            )
+
+
+def pool(config, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
+    """Select the features the head reads: `(B, H)` for pooled modes, `(B, k, H)` for `"tokens"`."""
+    batch, seq_len, _ = hidden.shape
+    if attention_mask is None:
+        lengths = torch.full((batch,), seq_len, device=hidden.device)
+    else:
+        lengths = attention_mask.long().sum(-1)
+    rows = torch.arange(batch, device=hidden.device)
+    if config.output_mode == "last":
+        if attention_mask is None:
+            return hidden[:, -1]
+        # the last real token, wherever the padding is
+        positions = torch.arange(seq_len, device=hidden.device).expand(batch, -1)
+        last = torch.where(attention_mask.bool(), positions, -1).max(-1).values
+        return hidden[rows, last]
+    if config.output_mode == "first":
+        if attention_mask is None:
+            return hidden[:, 0]
+        first = attention_mask.long().argmax(-1)
+        return hidden[rows, first]
+    if config.output_mode == "mean":
+        if attention_mask is None:
+            return hidden.mean(1)
+        weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
+        return (hidden * weights).sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
+    # "tokens": the last k real tokens (right padding assumed)
+    k = config.num_output_tokens
+    index = lengths.unsqueeze(-1) - k + torch.arange(k, device=hidden.device)
+    return hidden[rows.unsqueeze(-1), index]
+
+
+class OutputHead(nn.Module):
+    """Linear read-out: `num_labels` (times `predictions_per_token` in tokens mode) outputs."""
+
+    def __init__(self, config, hidden_size: int):
+        super().__init__()
+        per_token = config.predictions_per_token if config.output_mode == "tokens" else 1
+        self.config = config
+        self.proj = nn.Linear(hidden_size, config.num_labels * per_token)
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        logits = self.proj(features)
+        if self.config.output_mode == "tokens":
+            batch = logits.shape[0]
+            logits = logits.reshape(batch, -1, self.config.num_labels)
+        return logits
+
+
+def classification_loss(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)

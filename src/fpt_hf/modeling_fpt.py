@@ -1,0 +1,269 @@
+"""FPTModel: new input layer -> frozen pretrained transformer blocks -> new output layer."""
+
+from __future__ import annotations
+
+import inspect
+import json
+import os
+import re
+
+import torch
+from safetensors.torch import load_file
+from torch import nn
+from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
+from transformers.utils import cached_file
+
+from .backbones import classify_parameters, fingerprint, load_backbone, load_backbone_config, max_positions
+from .configuration_fpt import FPTConfig
+from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
+
+# from_pretrained keyword arguments that locate files (forwarded to the Hub / cache).
+HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
+
+
+class FPTPreTrainedModel(PreTrainedModel):
+    config_class = FPTConfig
+    base_model_prefix = "fpt"
+    main_input_name = "inputs"
+    supports_gradient_checkpointing = True
+    # forward takes no loss kwargs: Trainer must scale the loss for gradient accumulation / DDP itself.
+    accepts_loss_kwargs = False
+
+
+class FPTModel(FPTPreTrainedModel):
+    r"""A Frozen Pretrained Transformer (Lu et al., 2021) around any HF transformer backbone.
+
+    `FPTModel.from_pretrained("gpt2", input_dim=16, num_labels=10)` wraps a pretrained LM;
+    `FPTModel.from_pretrained("my-fpt-checkpoint")` loads trained heads and re-attaches the backbone
+    named in their config. Only the groups of `config.trainable_groups` train and are saved.
+    """
+
+    def __init__(self, config: FPTConfig, backbone: PreTrainedModel | None = None):
+        super().__init__(config)
+        if backbone is None:
+            backbone = load_backbone(
+                config.backbone,
+                config=config.backbone_config,
+                random_init_seed=config.random_backbone_seed if config.random_backbone else None,
+                num_layers=config.num_backbone_layers,
+            )
+        hidden = backbone.config.hidden_size
+        if config.is_discrete:
+            self.input_layer = nn.Embedding(config.vocab_size, hidden)
+        elif config.input_dim is not None:
+            self.input_layer = nn.Linear(config.input_dim, hidden)
+        else:
+            raise ValueError("FPTConfig needs input_dim (continuous tokens) or vocab_size (token ids).")
+        self.position_table = nn.Embedding(config.learned_positions, hidden) if config.learned_positions else None
+        self.input_dropout = nn.Dropout(config.input_dropout)
+        self.head = OutputHead(config, hidden)
+        self.post_init()  # initialises the new layers only: the backbone is attached afterwards
+        self.backbone = backbone
+        config.backbone_config = backbone.config
+        self._backbone_takes_position_ids = "position_ids" in inspect.signature(backbone.forward).parameters
+        self.apply_policy()
+
+    # ------------------------------------------------------------------ weights and freezing
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if module is self.input_layer and isinstance(module, nn.Linear):
+            nn.init.orthogonal_(module.weight)  # the paper's input init
+            nn.init.zeros_(module.bias)
+        elif isinstance(module, nn.Embedding):
+            nn.init.normal_(module.weight, std=std)
+        elif isinstance(module, nn.Linear):
+            nn.init.normal_(module.weight, std=std)
+            nn.init.zeros_(module.bias)
+
+    def parameter_groups(self) -> dict[str, str]:
+        """Every parameter name -> its group (`input`, `output`, `positions`, `norms`, `attention`, ...)."""
+        groups = {name: "input" for name, _ in self.named_parameters() if name.startswith(("input_layer.", "position_table."))}
+        groups.update({name: "output" for name, _ in self.head.named_parameters(prefix="head")})
+        groups.update({f"backbone.{n}": g for n, g in classify_parameters(self.backbone).items()})
+        return groups
+
+    def apply_policy(self) -> None:
+        """Set `requires_grad` from `config.trainable_groups` and make checkpoints hold only trainable tensors."""
+        groups = self.parameter_groups()
+        trainable = set(self.config.trainable_groups)
+        for name, param in self.named_parameters():
+            param.requires_grad_(groups[name] in trainable)
+        frozen = [(n, p) for n, p in self.backbone.named_parameters() if not p.requires_grad]
+        self.config.backbone_fingerprint = fingerprint(frozen)
+        saved = {n for n, p in self.named_parameters() if p.requires_grad}
+        ignored = {key for key in self.state_dict() if key not in saved}
+        self._keys_to_ignore_on_save = ignored
+        self._keys_to_ignore_on_load_missing = {re.escape(key) + "$" for key in ignored}
+
+    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+        return {k: v for k, v in self.state_dict().items() if k not in self._keys_to_ignore_on_save}
+
+    def get_nb_trainable_parameters(self) -> tuple[int, int]:
+        trainable = sum(p.numel() for p in self.parameters() if p.requires_grad)
+        return trainable, sum(p.numel() for p in self.parameters())
+
+    def print_trainable_parameters(self) -> None:
+        """Print trainable vs all parameters, like peft's `PeftModel.print_trainable_parameters`."""
+        trainable, total = self.get_nb_trainable_parameters()
+        print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+
+    @property
+    def max_length(self) -> int | None:
+        limits = [max_positions(self.backbone.config)]
+        if self.position_table is not None:
+            limits.append(self.position_table.num_embeddings)
+        limits = [x for x in limits if x is not None]
+        return min(limits) if limits else None
+
+    # ------------------------------------------------------------------ forward
+    def forward(
+        self,
+        inputs: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        output_hidden_states: bool = False,
+    ) -> SequenceModelOutput:
+        r"""
+        Args:
+            inputs: `(batch, seq_len, input_dim)` floats, or `(batch, seq_len)` token ids for `vocab_size` models.
+            attention_mask: `(batch, seq_len)`, 1 for real tokens and 0 for padding.
+            labels: `(batch,)` class ids, or `(batch, num_output_tokens * predictions_per_token)` in tokens mode.
+        """
+        if self.config.validate_inputs:
+            validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
+        embeds = self.input_layer(inputs)
+        kwargs = {}
+        if attention_mask is not None:
+            kwargs["attention_mask"] = attention_mask
+            if self._backbone_takes_position_ids:  # positions count real tokens only, so left padding works too
+                kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+        if self.position_table is not None:
+            positions = kwargs.get("position_ids", torch.arange(inputs.shape[1], device=inputs.device))
+            embeds = embeds + self.position_table(positions)
+        embeds = self.input_dropout(embeds)
+        hidden = self.backbone(inputs_embeds=embeds, **kwargs).last_hidden_state
+        logits = self.head(pool(self.config, hidden, attention_mask))
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
+
+    # ------------------------------------------------------------------ loading
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *model_args, config=None, backbone=None, **kwargs):
+        """Wrap a backbone (`"gpt2"`, a folder, `"smollm2-135m"`) with FPT heads, or load a saved FPT model.
+
+        For a backbone, keyword arguments go to `FPTConfig` (`input_dim=`, `vocab_size=`, `num_labels=`,
+        `policy=`, ...). For an FPT checkpoint, `backbone=` re-attaches the heads to another copy of
+        the backbone (e.g. a local folder); it must match the stored fingerprint.
+        """
+        if model_args:
+            raise TypeError(f"FPTModel.from_pretrained takes keyword arguments only, got positional {model_args}.")
+        reference = str(pretrained_model_name_or_path)
+        hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
+        for ignored in ("trust_remote_code", "_from_auto", "adapter_kwargs", "_commit_hash", "return_unused_kwargs"):
+            kwargs.pop(ignored, None)
+        if config is None and _is_fpt_checkpoint(reference, hub_kwargs):
+            config = FPTConfig.from_pretrained(reference, **hub_kwargs)
+        if isinstance(config, FPTConfig):
+            if kwargs:
+                raise TypeError(f"Unexpected arguments when loading an FPT checkpoint: {sorted(kwargs)}.")
+            return cls._from_checkpoint(reference, config, backbone, hub_kwargs)
+        if backbone is not None:
+            raise TypeError("backbone= is for loading FPT checkpoints; to wrap a backbone pass it as the first argument.")
+        backbone_config = load_backbone_config(reference, **hub_kwargs)
+        fpt_config = FPTConfig(backbone=reference, backbone_config=backbone_config, **kwargs)
+        model_backbone = None
+        if not fpt_config.random_backbone:
+            model_backbone = load_backbone(reference, num_layers=fpt_config.num_backbone_layers, **hub_kwargs)
+        return cls(fpt_config, backbone=model_backbone)
+
+    @classmethod
+    def _from_checkpoint(cls, reference: str, config: FPTConfig, backbone: str | None, hub_kwargs: dict) -> FPTModel:
+        stored_fingerprint = config.backbone_fingerprint
+        stored_backbone = config.backbone_config
+        if backbone is not None:
+            config.backbone = backbone
+        model = cls(config)
+        _check_same_architecture(stored_backbone, model.backbone.config)
+        state = _load_safetensors(reference, hub_kwargs)
+        expected = model.trainable_state_dict()
+        missing = sorted(set(expected) - set(state))
+        unexpected = sorted(set(state) - set(model.state_dict()))
+        if missing or unexpected:
+            raise ValueError(
+                f"Checkpoint {reference!r} does not match this FPT model: missing {missing[:5]}, "
+                f"unexpected {unexpected[:5]}. Was it saved by fpt-hf with the same config?"
+            )
+        own = model.state_dict()
+        for key, tensor in state.items():
+            if tuple(tensor.shape) != tuple(own[key].shape):
+                raise ValueError(
+                    f"Checkpoint tensor {key} has shape {tuple(tensor.shape)}, this backbone expects "
+                    f"{tuple(own[key].shape)}: the heads were trained on a different backbone."
+                )
+        if stored_fingerprint is not None and stored_fingerprint != model.config.backbone_fingerprint:
+            raise ValueError(
+                f"The backbone {config.backbone!r} does not have the weights these heads were trained on "
+                f"(fingerprint {model.config.backbone_fingerprint}, checkpoint expects {stored_fingerprint})."
+            )
+        model.load_state_dict(state, strict=False)
+        model.eval()
+        return model
+
+
+def _is_fpt_checkpoint(reference: str, hub_kwargs: dict) -> bool:
+    try:
+        config_file = cached_file(reference, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    except (OSError, ValueError):
+        return False
+    if config_file is None:
+        return False
+    with open(config_file) as f:
+        return json.load(f).get("model_type") == FPTConfig.model_type
+
+
+def _check_same_architecture(stored: PretrainedConfig | None, loaded: PretrainedConfig) -> None:
+    if stored is None:
+        return
+    for attr in ("model_type", "hidden_size", "num_hidden_layers"):
+        a, b = getattr(stored, attr, None), getattr(loaded, attr, None)
+        if a != b:
+            raise ValueError(
+                f"Backbone mismatch: the checkpoint was trained on a backbone with {attr}={a!r}, "
+                f"the backbone loaded now has {attr}={b!r}."
+            )
+
+
+def _load_safetensors(reference: str, hub_kwargs: dict) -> dict[str, torch.Tensor]:
+    """The checkpoint's tensors; only safetensors are accepted (never pickle)."""
+    single = cached_file(reference, "model.safetensors", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    if single is not None:
+        try:
+            return load_file(single)
+        except Exception as err:
+            raise ValueError(f"Could not read {single}: not a valid safetensors file ({err}).") from err
+    index = cached_file(reference, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    if index is not None:
+        with open(index) as f:
+            shards = sorted(set(json.load(f)["weight_map"].values()))
+        state = {}
+        for shard in shards:
+            state.update(load_file(cached_file(reference, shard, **hub_kwargs)))
+        return state
+    pickled = cached_file(reference, "pytorch_model.bin", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
+    hint = " It holds pytorch_model.bin, which fpt-hf does not load (pickle can run code)." if pickled else ""
+    raise ValueError(f"No model.safetensors found in {reference!r}.{hint}")
+
+
+def register_auto_classes() -> None:
+    """Make `AutoConfig` / `AutoModel` load FPT checkpoints without `trust_remote_code`."""
+    from transformers import AutoModel, AutoModelForSequenceClassification
+
+    try:
+        AutoConfig.register(FPTConfig.model_type, FPTConfig)
+    except ValueError:
+        pass  # already registered
+    for auto in (AutoModel, AutoModelForSequenceClassification):
+        try:
+            auto.register(FPTConfig, FPTModel)
+        except ValueError:
+            pass

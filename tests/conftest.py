@@ -1,0 +1,32 @@
+import os
+
+# Read at import time by huggingface_hub / transformers: fail fast instead of retrying the network.
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from tiny_backbones import TINY_FAMILIES, save_tiny_backbone  # noqa: E402
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone_dirs(tmp_path_factory):
+    """Family name -> folder holding a tiny randomly initialised backbone of that architecture."""
+    root = tmp_path_factory.mktemp("backbones")
+    return {family: save_tiny_backbone(family, root / family) for family in TINY_FAMILIES}
+
+
+@pytest.fixture(scope="session")
+def gpt2_dir(tiny_backbone_dirs):
+    return tiny_backbone_dirs["gpt2"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
