@@ -1,0 +1,64 @@
+"""What every task knows: its data, its token layout, the model spec it needs, and the paper's recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from datasets import DatasetDict
+
+
+@dataclass(frozen=True)
+class PaperRecipe:
+    """Training hyperparameters of the FPT paper for one task (Adam, no schedule, clip 1.0)."""
+
+    learning_rate: float = 1e-3
+    batch_size: int = 16
+    max_grad_norm: float = 1.0
+    augmentation: bool = False
+
+
+class Task:
+    """Base class of the seven FPT tasks. Subclasses set the class attributes and implement `load`."""
+
+    name: str
+    description: str
+    token_layout: str  # e.g. "64 tokens x 16 (4x4 patches of the 32x32-padded image)"
+    num_labels: int
+    data_source: str
+    license: str = ""
+    citation: str = ""
+    recipe: PaperRecipe = PaperRecipe()
+    splits: tuple[str, ...] = ("train", "validation", "test")
+    eval_split: str = "test"  # the held-out split results are reported on
+    metric: str = "accuracy"
+
+    def load(self, data_dir: str | None = None, **options) -> DatasetDict:
+        """The task's data as a `DatasetDict` whose rows hold `inputs` and `labels` (model-ready)."""
+        raise NotImplementedError
+
+    def model_kwargs(self, **options) -> dict:
+        """Keyword arguments for `FPTModel.from_pretrained(backbone, **task.model_kwargs())`."""
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, tokens={self.token_layout!r}, classes={self.num_labels})"
+
+
+def split_seeds(seed: int, n: int) -> list[int]:
+    """Independent, reproducible seeds for the splits of a generated task."""
+    return [int(s.generate_state(1)[0]) for s in np.random.SeedSequence(seed).spawn(n)]
+
+
+@dataclass
+class TaskRegistry:
+    tasks: dict[str, Task] = field(default_factory=dict)
+
+    def register(self, task: Task) -> Task:
+        self.tasks[task.name] = task
+        return task
+
+    def get(self, name: str) -> Task:
+        if name not in self.tasks:
+            raise ValueError(f"Unknown task {name!r}: expected one of {sorted(self.tasks)}.")
+        return self.tasks[name]

@@ -1,0 +1,164 @@
+"""MNIST, CIFAR-10 and CIFAR-10 LRA as patch sequences; CIFAR augmentation on the fly (torch only)."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from datasets import ClassLabel, DatasetDict, Features, Value
+
+from .base import PaperRecipe, Task
+from .local_data import load_parquet_splits
+
+CIFAR10_CLASSES = ["airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck"]
+
+
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """`(N, H, W, C)` -> `(N, (H/patch) * (W/patch), patch * patch * C)`; patches in row-major order,
+    each flattened as (row, col, channel)."""
+    n, h, w, c = images.shape
+    if h % patch or w % patch:
+        raise ValueError(f"Image size {(h, w)} is not divisible by the patch size {patch}.")
+    x = images.reshape(n, h // patch, patch, w // patch, patch, c)
+    return x.permute(0, 1, 3, 2, 4, 5).reshape(n, (h // patch) * (w // patch), patch * patch * c)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator, pad: int = 4, max_degrees: float = 20.0) -> torch.Tensor:
+    """The paper's CIFAR augmentation on a batch `(N, H, W, C)` in [0, 1]: random crop after zero-padding by
+    `pad`, horizontal flip with p=0.5, rotation by a uniform angle in [-max_degrees, max_degrees]."""
+    n, h, w, _ = images.shape
+    x = images.permute(0, 3, 1, 2)  # N C H W
+    padded = F.pad(x, (pad, pad, pad, pad))
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # N 1 H 1
+    cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # N 1 1 W
+    x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
+    flip = torch.rand(n, generator=generator) < 0.5
+    x = torch.where(flip[:, None, None, None], x.flip(-1), x)
+    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(max_degrees)
+    cos, sin = torch.cos(angle), torch.sin(angle)
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    x = F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+    return x.permute(0, 2, 3, 1)
+
+
+class ImageTransform:
+    """Batched `set_transform` function: raw pixel bytes -> normalised patch tokens (`inputs`) + `labels`."""
+
+    def __init__(self, shape, patch, mean, std, pad_to=None, grayscale=False, augment=False, seed=0):
+        self.shape, self.patch, self.pad_to, self.grayscale, self.augment = tuple(shape), patch, pad_to, grayscale, augment
+        self.mean, self.std = torch.tensor(mean), torch.tensor(std)
+        self.generator = torch.Generator().manual_seed(seed)
+
+    def __call__(self, batch: dict) -> dict:
+        pixels = np.frombuffer(b"".join(batch["pixels"]), dtype=np.uint8).reshape(-1, *self.shape)
+        x = torch.from_numpy(pixels.copy()).float().div_(255.0)
+        if self.pad_to is not None:
+            extra = self.pad_to - x.shape[1]
+            x = F.pad(x, (0, 0, extra // 2, extra - extra // 2, extra // 2, extra - extra // 2))
+        if self.augment:
+            x = augment(x, self.generator)
+        if self.grayscale:
+            x = (x * torch.tensor([0.299, 0.587, 0.114])).sum(-1, keepdim=True)
+        x = (x - self.mean) / self.std
+        return {"inputs": patchify(x, self.patch), "labels": torch.as_tensor(batch["label"])}
+
+
+class _ImageTask(Task):
+    hub_id: str
+    folder: str
+    image_column: str
+    class_names: list[str]
+    shape: tuple[int, int, int]  # stored H, W, C
+    source_splits = {"train": "train", "test": "test"}
+    recipe = PaperRecipe(learning_rate=1e-3, batch_size=16)
+
+    def transform_kwargs(self, **options) -> dict:
+        raise NotImplementedError
+
+    def load(self, data_dir=None, validation_size: int = 5000, seed: int = 0, augment: bool | None = None, **options) -> DatasetDict:
+        """Images decoded once to raw pixels (cached by datasets), patched on access with `set_transform`.
+
+        `validation_size` training images (seeded) are held out for model selection; the paper's
+        number is on `test`. `augment` defaults to the paper's choice; it applies to `train` only.
+        """
+        raw = load_parquet_splits(self.hub_id, data_dir, self.folder, self.source_splits, {self.image_column, "label"})
+        features = Features({"pixels": Value("binary"), "label": ClassLabel(names=self.class_names)})
+        decoded = raw.map(
+            self._decode, batched=True, batch_size=1000, remove_columns=raw["train"].column_names, features=features,
+            desc=f"decoding {self.name} images",
+        )
+        if validation_size:
+            parts = decoded["train"].train_test_split(test_size=validation_size, seed=seed, stratify_by_column="label")
+            decoded = DatasetDict({"train": parts["train"], "validation": parts["test"], "test": decoded["test"]})
+        augment = self.recipe.augmentation if augment is None else augment
+        kwargs = self.transform_kwargs(**options)
+        for split, ds in decoded.items():
+            ds.set_transform(ImageTransform(self.shape, augment=augment and split == "train", seed=seed, **kwargs))
+        return decoded
+
+    def _decode(self, batch):
+        arrays = [np.asarray(image.convert("RGB" if self.shape[2] == 3 else "L")) for image in batch[self.image_column]]
+        for a in arrays:
+            if a.shape[:2] != self.shape[:2]:
+                raise ValueError(f"{self.name} images must be {self.shape[0]}x{self.shape[1]}, got {a.shape[1]}x{a.shape[0]}.")
+        return {"pixels": [a.tobytes() for a in arrays], "label": batch["label"]}
+
+
+class MNIST(_ImageTask):
+    name = "mnist"
+    description = "MNIST digits as a sequence of 4x4 patches (image zero-padded to 32x32 as in the paper)."
+    token_layout = "64 tokens x 16 (4x4 patches of the 32x32-padded image); 49 x 16 with pad_to_32=False"
+    num_labels = 10
+    data_source = "ylecun/mnist"
+    hub_id, folder, image_column = "ylecun/mnist", "mnist", "image"
+    class_names = [str(i) for i in range(10)]
+    shape = (28, 28, 1)
+    license = "MIT (per the Hub dataset card)"
+    citation = "LeCun et al., Gradient-based learning applied to document recognition, 1998"
+    normalization = "pixels / 255, then (x - 0.1307) / 0.3081"
+
+    def transform_kwargs(self, pad_to_32: bool = True):
+        return {"patch": 4, "mean": [0.1307], "std": [0.3081], "pad_to": 32 if pad_to_32 else None}
+
+    def model_kwargs(self, **options):
+        return {"input_dim": 16, "num_labels": 10}
+
+
+class CIFAR10(_ImageTask):
+    name = "cifar10"
+    description = "CIFAR-10 as a sequence of 4x4x3 patches; paper augmentation on the training split."
+    token_layout = "64 tokens x 48 (4x4 RGB patches)"
+    num_labels = 10
+    data_source = "uoft-cs/cifar10"
+    hub_id, folder, image_column = "uoft-cs/cifar10", "cifar10", "img"
+    class_names = CIFAR10_CLASSES
+    shape = (32, 32, 3)
+    recipe = PaperRecipe(learning_rate=1e-3, batch_size=16, augmentation=True)
+    license = "MIT-style (Krizhevsky 2009; see the Hub dataset card)"
+    citation = "Krizhevsky, Learning Multiple Layers of Features from Tiny Images, 2009"
+    normalization = "pixels / 255, then per channel (x - (0.4914, 0.4822, 0.4465)) / (0.2470, 0.2435, 0.2616)"
+
+    def transform_kwargs(self):
+        return {"patch": 4, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
+
+    def model_kwargs(self, **options):
+        return {"input_dim": 48, "num_labels": 10}
+
+
+class CIFAR10LRA(CIFAR10):
+    name = "cifar10_lra"
+    description = "CIFAR-10 as in Long Range Arena: grayscale, one pixel per token (1024 tokens), no augmentation."
+    token_layout = "1024 tokens x 1 (grayscale pixels)"
+    recipe = PaperRecipe(learning_rate=1e-3, batch_size=16, augmentation=False)
+    normalization = "luma 0.299R + 0.587G + 0.114B of pixels / 255, then (x - 0.4808) / 0.2388"
+
+    def transform_kwargs(self):
+        return {"patch": 1, "mean": [0.4808], "std": [0.2388], "grayscale": True}
+
+    def model_kwargs(self, **options):
+        return {"input_dim": 1, "num_labels": 10}

@@ -1,0 +1,263 @@
+"""The seven tasks against independent computations, and on the real data when it is present."""
+
+import itertools
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import SHARED_DATA
+from fpt_hf.collator import FPTDataCollator
+from fpt_hf.tasks import get_task, list_tasks
+from fpt_hf.tasks.images import augment, patchify
+from fpt_hf.tasks.listops import VOCAB, evaluate_tokens, generate_listops, tokenize
+
+SMALL = {"train": 50, "validation": 20, "test": 20}
+
+
+def test_registry_lists_the_seven_tasks():
+    assert list_tasks() == ["bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology"]
+    with pytest.raises(ValueError, match="Unknown task 'cifar100'.*'bit_memory'.*'remote_homology'"):
+        get_task("cifar100")
+
+
+def test_bit_xor_targets_are_numpy_xor():
+    ds = get_task("bit_xor").load(seed=3, sizes=SMALL)
+    rows = ds["train"][:]
+    inputs, labels = np.asarray(rows["inputs"]), np.asarray(rows["labels"])
+    assert inputs.shape == (50, 10, 1) and labels.shape == (50, 5)
+    assert set(np.unique(inputs)) <= {0, 1}
+    np.testing.assert_array_equal(labels, np.logical_xor(inputs[:, :5, 0], inputs[:, 5:, 0]).astype(int))
+
+
+def test_bit_memory_target_is_the_queried_pattern():
+    ds = get_task("bit_memory").load(seed=1, sizes=SMALL)
+    rows = ds["validation"][:]
+    inputs, labels = np.asarray(rows["inputs"]), np.asarray(rows["labels"])
+    assert inputs.shape == (20, 120, 50) and labels.shape == (20, 1000)
+    bits = inputs.reshape(20, 6, 1000)
+    patterns, query = bits[:, :5], bits[:, 5]
+    for i in range(20):
+        assert set(np.unique(patterns[i])) == {-1, 1}
+        known = query[i] != 0
+        # the query agrees with exactly one stored pattern on its unmasked bits, and that is the target
+        matches = [k for k in range(5) if np.array_equal(patterns[i, k][known], query[i][known])]
+        assert len(matches) == 1
+        np.testing.assert_array_equal(labels[i], (patterns[i, matches[0]] + 1) // 2)
+        assert 0.4 < known.mean() < 0.6  # each bit masked with p = 0.5
+
+
+@pytest.mark.parametrize("name", ["bit_xor", "bit_memory"])
+def test_generated_tasks_are_seeded(name):
+    task = get_task(name)
+    a, b, c = (task.load(seed=s, sizes=SMALL) for s in (7, 7, 8))
+    for split in SMALL:
+        np.testing.assert_array_equal(a[split][:]["inputs"], b[split][:]["inputs"])
+    assert not np.array_equal(a["train"][:]["inputs"], c["train"][:]["inputs"])
+    assert not np.array_equal(a["train"][:]["inputs"], a["test"][:]["inputs"])
+
+
+def test_bit_stream_is_endless_and_seeded():
+    stream = get_task("bit_xor").load(streaming_train=True, sizes=SMALL)["train"]
+    first = [r["inputs"] for r in itertools.islice(stream, 2500)]  # crosses chunk boundaries
+    again = [r["inputs"] for r in itertools.islice(get_task("bit_xor").load(streaming_train=True, sizes=SMALL)["train"], 2500)]
+    assert len(first) == 2500
+    np.testing.assert_array_equal(np.stack(first), np.stack(again))
+
+
+# ----------------------------------------------------------------------------- ListOps
+def _parse(tokens):
+    """An independent recursive-descent parser + evaluator on the token list."""
+
+    def node(i):
+        tok = tokens[i]
+        if tok.isdigit():
+            return int(tok), i + 1
+        op, args, i = tok, [], i + 1
+        while tokens[i] != "]":
+            value, i = node(i)
+            args.append(value)
+        if op == "[MIN":
+            return min(args), i + 1
+        if op == "[MAX":
+            return max(args), i + 1
+        if op == "[MED":
+            return int(np.median(args)), i + 1
+        return sum(args) % 10, i + 1
+
+    value, end = node(0)
+    assert end == len(tokens)
+    return value
+
+
+def test_listops_labels_match_independent_evaluator():
+    expressions, labels = generate_listops(200, seed=5, progress=False)
+    assert len(set(expressions)) == 200
+    for text, label in zip(expressions, labels):
+        tokens = text.split()
+        assert 500 < len(tokens) < 2000
+        assert label == _parse(tokens)
+    assert len(set(labels)) == 10
+
+
+def test_listops_evaluator_and_tokenizer():
+    assert evaluate_tokens("[MAX 2 9 [MIN 4 7 ] 0 ]".split()) == 9
+    assert evaluate_tokens("[MED 1 8 3 4 ]".split()) == 3
+    assert evaluate_tokens("[SM 9 8 [MIN 5 6 ] ]".split()) == 2
+    ids = tokenize("[MAX 2 9 ]")
+    assert [VOCAB[i] for i in ids] == ["[MAX", "2", "9", "]"]
+    assert len(tokenize(["[SM"] + ["1"] * 700 + ["]"], paper_compat=True)) == 512
+    assert tokenize("[MAX 2 9 ]", paper_compat=True) == [2, 7, 14]
+    for bad, message in [
+        ("[MAX 2 9", "not closed"),
+        ("[MAX 2 ] ]", "continue after"),
+        ("] 1", "unmatched"),
+        ("[MAX ]", "no arguments"),
+        ("[FOO 1 ]", "Invalid ListOps token '\\[FOO'"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            evaluate_tokens(bad.split())
+    with pytest.raises(ValueError, match="Invalid ListOps token 'x'"):
+        tokenize("[MAX x ]")
+
+
+def test_listops_dataset_cached_and_collated(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_HF_CACHE", str(tmp_path))
+    task = get_task("listops")
+    ds = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False)
+    assert (tmp_path / "listops").exists()
+    again = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False)
+    np.testing.assert_array_equal(np.concatenate(ds["train"][:]["inputs"]), np.concatenate(again["train"][:]["inputs"]))
+    batch = FPTDataCollator()([ds["train"][i] for i in range(4)])
+    lengths = batch["attention_mask"].sum(1)
+    assert batch["inputs"].shape == (4, int(lengths.max()))
+    for i in range(4):
+        tokens = [VOCAB[t] for t in batch["inputs"][i, : lengths[i]].tolist()]
+        assert evaluate_tokens(tokens) == int(batch["labels"][i])
+        assert (batch["inputs"][i, lengths[i]:] == 0).all()
+    compat = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False, paper_compat=True)
+    assert max(len(x) for x in compat["train"][:]["inputs"]) <= 512
+    assert task.model_kwargs() == {"vocab_size": 16, "num_labels": 10}
+
+
+# ----------------------------------------------------------------------------- images
+def test_patchify_reassembles():
+    images = torch.randn(3, 32, 32, 3)
+    patches = patchify(images, 4)
+    assert patches.shape == (3, 64, 48)
+    rebuilt = torch.zeros_like(images)
+    for t in range(64):  # loop reassembly, independent of the reshape/permute in patchify
+        r, c = divmod(t, 8)
+        rebuilt[:, 4 * r : 4 * r + 4, 4 * c : 4 * c + 4, :] = patches[:, t].reshape(3, 4, 4, 3)
+    assert torch.equal(rebuilt, images)
+
+
+def test_augmentation_is_random_crop_flip_rotation():
+    images = torch.rand(64, 32, 32, 3)
+    out = augment(images, torch.Generator().manual_seed(0))
+    assert out.shape == images.shape
+    assert not torch.allclose(out, images)
+    no_rotation = augment(images, torch.Generator().manual_seed(0), max_degrees=0.0)
+    # without rotation every output is an exact shifted (and maybe flipped) crop of the zero-padded input
+    padded = torch.nn.functional.pad(images.permute(0, 3, 1, 2), (4, 4, 4, 4))
+    for i in range(8):
+        target = no_rotation[i].permute(2, 0, 1)
+        found = any(
+            torch.allclose(cand, target, atol=1e-5)
+            for dy in range(9) for dx in range(9)
+            for cand in (padded[i, :, dy : dy + 32, dx : dx + 32], padded[i, :, dy : dy + 32, dx : dx + 32].flip(-1))
+        )
+        assert found
+
+
+needs_mnist = pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason=f"real MNIST not found at {SHARED_DATA / 'mnist'}")
+needs_cifar = pytest.mark.skipif(not (SHARED_DATA / "cifar10").exists(), reason=f"real CIFAR-10 not found at {SHARED_DATA / 'cifar10'}")
+needs_homology = pytest.mark.skipif(
+    not (SHARED_DATA / "remote_homology").exists(), reason=f"real remote homology not found at {SHARED_DATA / 'remote_homology'}"
+)
+
+
+@needs_mnist
+def test_mnist_real_data():
+    ds = get_task("mnist").load(SHARED_DATA / "mnist", validation_size=0)
+    assert {k: len(v) for k, v in ds.items()} == {"train": 60000, "test": 10000}
+    train = ds["train"].with_format(None)
+    counts = np.bincount(train["label"][:], minlength=10)
+    assert counts.tolist() == [5923, 6742, 5958, 6131, 5842, 5421, 5918, 6265, 5851, 5949]
+    assert train["label"][:10] == [5, 0, 4, 1, 9, 2, 1, 3, 1, 4]
+    batch = ds["train"][:2]
+    assert batch["inputs"].shape == (2, 64, 16)
+    # tokens reassemble into the (padded, normalised) original image
+    raw = np.frombuffer(train[0]["pixels"], np.uint8).reshape(28, 28) / 255.0
+    image = np.zeros((32, 32))
+    for t in range(64):
+        r, c = divmod(t, 8)
+        image[4 * r : 4 * r + 4, 4 * c : 4 * c + 4] = batch["inputs"][0, t].numpy().reshape(4, 4)
+    np.testing.assert_allclose(image[2:30, 2:30] * 0.3081 + 0.1307, raw, atol=1e-5)
+    unpadded = get_task("mnist").load(SHARED_DATA / "mnist", pad_to_32=False)
+    assert unpadded["test"][:1]["inputs"].shape == (1, 49, 16)
+    held_out = get_task("mnist").load(SHARED_DATA / "mnist")
+    assert {k: len(v) for k, v in held_out.items()} == {"train": 55000, "validation": 5000, "test": 10000}
+
+
+@needs_cifar
+def test_cifar_real_data():
+    task = get_task("cifar10")
+    ds = task.load(SHARED_DATA / "cifar10", validation_size=0)
+    labels = ds["train"].with_format(None)["label"][:]
+    assert np.bincount(labels).tolist() == [5000] * 10
+    assert np.bincount(ds["test"].with_format(None)["label"][:]).tolist() == [1000] * 10
+    a, b = ds["train"][:4]["inputs"], ds["train"][:4]["inputs"]
+    assert a.shape == (4, 64, 48) and not torch.equal(a, b)  # augmented afresh on every access
+    t1, t2 = ds["test"][:4]["inputs"], ds["test"][:4]["inputs"]
+    assert torch.equal(t1, t2)  # no augmentation outside train
+    lra = get_task("cifar10_lra").load(SHARED_DATA / "cifar10", validation_size=0)
+    x = lra["test"][:2]["inputs"]
+    assert x.shape == (2, 1024, 1)
+    raw = np.frombuffer(lra["test"].with_format(None)[0]["pixels"], np.uint8).reshape(32, 32, 3) / 255.0
+    gray = raw @ np.array([0.299, 0.587, 0.114])
+    np.testing.assert_allclose(x[0, :, 0].numpy() * 0.2388 + 0.4808, gray.reshape(-1), atol=1e-5)
+
+
+@needs_homology
+def test_remote_homology_real_data():
+    task = get_task("remote_homology")
+    ds = task.load(SHARED_DATA / "remote_homology", too_long="truncate")
+    assert {k: len(v) for k, v in ds.items()} == {"train": 12312, "validation": 736, "test": 718}
+    assert len(set(ds["train"].with_format(None)["labels"][:]) | set(ds["validation"].with_format(None)["labels"][:]) | set(ds["test"].with_format(None)["labels"][:])) == 1195
+    assert max(ds["train"].with_format(None)["length"][:]) == 1024
+    dropped = task.load(SHARED_DATA / "remote_homology")
+    assert {k: len(v) for k, v in dropped.items()} == {"train": 12305, "validation": 734, "test": 718}
+    with pytest.raises(ValueError, match="too_long must be 'drop' or 'truncate'"):
+        task.load(SHARED_DATA / "remote_homology", too_long="cut")
+
+
+def test_missing_data_dir_says_what_was_looked_for(tmp_path):
+    with pytest.raises(ValueError, match=r"No mnist data in .*train.parquet.*ylecun/mnist"):
+        get_task("mnist").load(tmp_path)
+
+
+def test_wrong_columns_and_sizes(tmp_path):
+    import datasets
+
+    datasets.Dataset.from_dict({"picture": [b"x"], "label": [0]}).to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(ValueError, match=r"lacks columns \['image'\]"):
+        get_task("mnist").load(tmp_path)
+    from PIL import Image
+
+    features = datasets.Features({"image": datasets.Image(), "label": datasets.Value("int64")})
+    datasets.Dataset.from_dict({"image": [Image.new("L", (20, 20))] * 2, "label": [0, 1]}, features=features).to_parquet(tmp_path / "train.parquet")
+    datasets.Dataset.from_dict({"image": [Image.new("L", (20, 20))] * 2, "label": [0, 1]}, features=features).to_parquet(tmp_path / "test.parquet")
+    with pytest.raises(ValueError, match="mnist images must be 28x28, got 20x20"):
+        get_task("mnist").load(tmp_path, validation_size=0)
+
+
+@pytest.mark.parametrize("name", ["bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology"])
+def test_model_kwargs_build_a_model(name, gpt2_dir, tmp_path, monkeypatch):
+    from fpt_hf import FPTModel
+
+    task = get_task(name)
+    model = FPTModel.from_pretrained(gpt2_dir, **task.model_kwargs())
+    assert model.config.num_labels == task.num_labels
+    assert task.recipe.learning_rate in (1e-3, 1e-4)
