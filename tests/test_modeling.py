@@ -288,3 +288,12 @@ def test_both_or_neither_input_kind(gpt2_dir):
         FPTConfig(input_dim=4, vocab_size=10)
     with pytest.raises(ValueError, match="needs input_dim"):
         FPTModel.from_pretrained(gpt2_dir, num_labels=2)
+
+
+def test_zero_tokens_give_finite_gradients_on_rmsnorm_backbones(tiny_backbone_dirs):
+    """A 0-bit token must not become the zero vector: RMSNorm's gradient there blows up to inf/NaN."""
+    model = FPTModel.from_pretrained(tiny_backbone_dirs["llama"], input_dim=1, num_labels=2)
+    out = model(inputs=torch.zeros(2, 10, 1), labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+    assert model.input_layer.bias.abs().sum() > 0

@@ -68,7 +68,9 @@ class FPTModel(FPTPreTrainedModel):
         std = self.config.initializer_range
         if module is self.input_layer and isinstance(module, nn.Linear):
             nn.init.orthogonal_(module.weight)  # the paper's input init
-            nn.init.zeros_(module.bias)
+            # A non-zero bias: an all-zero token (a 0 bit) would otherwise enter the backbone as the zero
+            # vector, and RMSNorm's gradient at 0 (1/sqrt(eps) per layer) overflows through deep stacks.
+            nn.init.normal_(module.bias, std=std)
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=std)
         elif isinstance(module, nn.Linear):
@@ -255,15 +257,18 @@ def _load_safetensors(reference: str, hub_kwargs: dict) -> dict[str, torch.Tenso
 
 
 def register_auto_classes() -> None:
-    """Make `AutoConfig` / `AutoModel` load FPT checkpoints without `trust_remote_code`."""
+    """Make `AutoConfig` / `AutoModel` load FPT (and LSTM baseline) checkpoints without `trust_remote_code`."""
     from transformers import AutoModel, AutoModelForSequenceClassification
 
-    try:
-        AutoConfig.register(FPTConfig.model_type, FPTConfig)
-    except ValueError:
-        pass  # already registered
-    for auto in (AutoModel, AutoModelForSequenceClassification):
+    from .baselines import LSTMBaseline, LSTMConfig
+
+    for config_class, model_class in ((FPTConfig, FPTModel), (LSTMConfig, LSTMBaseline)):
         try:
-            auto.register(FPTConfig, FPTModel)
+            AutoConfig.register(config_class.model_type, config_class)
         except ValueError:
-            pass
+            pass  # already registered
+        for auto in (AutoModel, AutoModelForSequenceClassification):
+            try:
+                auto.register(config_class, model_class)
+            except ValueError:
+                pass

@@ -32,6 +32,10 @@ class Task:
     splits: tuple[str, ...] = ("train", "validation", "test")
     eval_split: str = "test"  # the held-out split results are reported on
     metric: str = "accuracy"
+    max_tokens: int = 0  # longest sequence the task produces
+    seeded: bool = True  # load() takes seed=
+    generated: bool = False  # load() takes sizes= (the data is generated)
+    truncatable: bool = False  # load() takes max_length= (sequences may be cut)
 
     def load(self, data_dir: str | None = None, **options) -> DatasetDict:
         """The task's data as a `DatasetDict` whose rows hold `inputs` and `labels` (model-ready)."""

@@ -38,6 +38,7 @@ def generate_bit_memory(
 
 
 class _BitTask(Task):
+    generated = True
     sizes = {"train": 20_000, "validation": 1_000, "test": 1_000}
     chunk = 1_000  # rows per generated chunk of the endless stream
 
@@ -81,6 +82,7 @@ def split_seeds_forever(seed: int):
 
 
 class BitXOR(_BitTask):
+    max_tokens = 10
     name = "bit_xor"
     description = "Two 5-bit strings, one bit per token; predict their elementwise XOR from the last 5 tokens."
     token_layout = "10 tokens x 1 (bits in {0, 1}); 5 output bits read from the last 5 tokens"
@@ -97,6 +99,7 @@ class BitXOR(_BitTask):
 
 
 class BitMemory(_BitTask):
+    max_tokens = 120
     name = "bit_memory"
     description = (
         "Five 1000-bit +-1 patterns, then a query (one pattern with each bit zeroed with p=0.5); "

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import torch
 import torch.nn.functional as F
-from datasets import ClassLabel, DatasetDict, Features, Value
+from datasets import Array2D, ClassLabel, DatasetDict, Features, Value
 
 from .base import PaperRecipe, Task
 from .local_data import load_parquet_splits
@@ -80,11 +80,14 @@ class _ImageTask(Task):
     def transform_kwargs(self, **options) -> dict:
         raise NotImplementedError
 
-    def load(self, data_dir=None, validation_size: int = 5000, seed: int = 0, augment: bool | None = None, **options) -> DatasetDict:
+    def load(
+        self, data_dir=None, validation_size: int = 5000, seed: int = 0, augment: bool | None = None, materialize: bool = False, **options
+    ) -> DatasetDict:
         """Images decoded once to raw pixels (cached by datasets), patched on access with `set_transform`.
 
         `validation_size` training images (seeded) are held out for model selection; the paper's
         number is on `test`. `augment` defaults to the paper's choice; it applies to `train` only.
+        `materialize=True` stores the (unaugmented) patch tokens as an `inputs` column instead.
         """
         raw = load_parquet_splits(self.hub_id, data_dir, self.folder, self.source_splits, {self.image_column, "label"})
         features = Features({"pixels": Value("binary"), "label": ClassLabel(names=self.class_names)})
@@ -97,6 +100,14 @@ class _ImageTask(Task):
             decoded = DatasetDict({"train": parts["train"], "validation": parts["test"], "test": decoded["test"]})
         augment = self.recipe.augmentation if augment is None else augment
         kwargs = self.transform_kwargs(**options)
+        if materialize:
+            transform = ImageTransform(self.shape, **kwargs)
+            tokens = transform({"pixels": [decoded["test"][0]["pixels"]], "label": [0]})["inputs"].shape[1:]
+            features = Features({"inputs": Array2D(tuple(tokens), "float32"), "labels": ClassLabel(names=self.class_names)})
+            return decoded.map(
+                lambda b: {k: v.numpy() for k, v in transform(b).items()}, batched=True, remove_columns=["pixels", "label"],
+                features=features, desc=f"patching {self.name}",
+            ).with_format("numpy")
         for split, ds in decoded.items():
             ds.set_transform(ImageTransform(self.shape, augment=augment and split == "train", seed=seed, **kwargs))
         return decoded
@@ -110,6 +121,7 @@ class _ImageTask(Task):
 
 
 class MNIST(_ImageTask):
+    max_tokens = 64
     name = "mnist"
     description = "MNIST digits as a sequence of 4x4 patches (image zero-padded to 32x32 as in the paper)."
     token_layout = "64 tokens x 16 (4x4 patches of the 32x32-padded image); 49 x 16 with pad_to_32=False"
@@ -130,6 +142,7 @@ class MNIST(_ImageTask):
 
 
 class CIFAR10(_ImageTask):
+    max_tokens = 64
     name = "cifar10"
     description = "CIFAR-10 as a sequence of 4x4x3 patches; paper augmentation on the training split."
     token_layout = "64 tokens x 48 (4x4 RGB patches)"
@@ -151,6 +164,7 @@ class CIFAR10(_ImageTask):
 
 
 class CIFAR10LRA(CIFAR10):
+    max_tokens = 1024
     name = "cifar10_lra"
     description = "CIFAR-10 as in Long Range Arena: grayscale, one pixel per token (1024 tokens), no augmentation."
     token_layout = "1024 tokens x 1 (grayscale pixels)"

@@ -117,6 +117,9 @@ def generate_listops(n: int, seed: int, min_length: int = 500, max_length: int =
 
 
 class ListOps(Task):
+    max_tokens = 1999
+    generated = True
+    truncatable = True
     name = "listops"
     description = "LRA ListOps: evaluate nested MIN/MAX/MED/SM expressions over digits (answer 0-9)."
     token_layout = "500-2000 token ids (vocab 16: pad, 4 operators, ']', 10 digits), right-padded"

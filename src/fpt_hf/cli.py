@@ -1,0 +1,85 @@
+"""`fpt-hf` command line: train, evaluate, push, datasets build/push, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+
+def _train(argv):
+    from .training import main
+
+    results = main(argv)
+    print(json.dumps({k: results[k] for k in ("task", "method", "backbone", "eval_split", "accuracy", "steps")}))
+
+
+def _evaluate(argv):
+    parser = argparse.ArgumentParser(prog="fpt-hf evaluate", description="Accuracy of a checkpoint on a task's held-out split.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--task", required=True)
+    parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--batch_size", type=int, default=64)
+    parser.add_argument("--split", default=None)
+    args = parser.parse_args(argv)
+    from .training import evaluate_checkpoint
+
+    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split), default=str))
+
+
+def _push(argv):
+    parser = argparse.ArgumentParser(prog="fpt-hf push", description="Push a trained checkpoint (heads + model card) to the Hub.")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--repo_id", "--repo-id", required=True)
+    parser.add_argument("--private", action="store_true")
+    args = parser.parse_args(argv)
+    from .hub import push_checkpoint
+
+    print(push_checkpoint(args.checkpoint, args.repo_id, private=args.private or None))
+
+
+def _datasets(argv):
+    parser = argparse.ArgumentParser(prog="fpt-hf datasets", description="Build or publish the task datasets repository.")
+    sub = parser.add_subparsers(dest="action", required=True)
+    build = sub.add_parser("build", help="write Parquet files under task_datasets/data/<task>/")
+    build.add_argument("--task", action="append", help="task name (repeatable; default: all)")
+    build.add_argument("--out", default="task_datasets")
+    build.add_argument("--data_dir", default=None, help="local Parquet folder for the real-data tasks")
+    build.add_argument("--train_size", type=int, default=None, help="generated tasks: training examples")
+    push = sub.add_parser("push", help="publish task configs to a Hub dataset repository")
+    push.add_argument("--repo_id", "--repo-id", required=True)
+    push.add_argument("--task", action="append")
+    push.add_argument("--out", default="task_datasets")
+    push.add_argument("--data_dir", default=None)
+    push.add_argument("--train_size", type=int, default=None)
+    args = parser.parse_args(argv)
+    from .publish import build_task_dataset, push_task_datasets
+    from .tasks import list_tasks
+
+    tasks = args.task or list_tasks()
+    if args.action == "build":
+        for task in tasks:
+            print(build_task_dataset(task, args.out, data_dir=args.data_dir, train_size=args.train_size))
+    else:
+        print(push_task_datasets(args.repo_id, tasks, data_dir=args.data_dir, train_size=args.train_size))
+
+
+def _bench(argv):
+    from .benchmark import main
+
+    main(argv)
+
+
+COMMANDS = {"train": _train, "evaluate": _evaluate, "push": _push, "datasets": _datasets, "bench": _bench}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] not in COMMANDS:
+        print(f"usage: fpt-hf {{{','.join(COMMANDS)}}} ...  (fpt-hf train --help for training flags)", file=sys.stderr)
+        raise SystemExit(2)
+    COMMANDS[argv[0]](argv[1:])
+
+
+if __name__ == "__main__":
+    main()

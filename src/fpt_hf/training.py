@@ -1,0 +1,285 @@
+"""Trainer glue: models per method, metrics, presets, and the train/evaluate entry points used by
+`examples/run_fpt.py` and the `fpt-hf` CLI."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import platform
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import HfArgumentParser, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
+
+from .baselines import LSTMBaseline, LSTMConfig
+from .collator import FPTDataCollator
+from .modeling_fpt import FPTModel
+from .tasks import get_task, list_tasks
+
+logger = logging.getLogger("fpt_hf")
+METHODS = ("fpt", "full", "frozen_random", "output_only", "lstm")
+METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
+
+
+@dataclass
+class FPTArguments:
+    """What to train; every `TrainingArguments` flag is accepted beside these."""
+
+    task: str = field(metadata={"help": f"one of {list_tasks()}"})
+    backbone: str = field(default="smollm2-135m", metadata={"help": "Hub id, local folder or embedded name"})
+    method: str = field(default="fpt", metadata={"help": f"one of {list(METHODS)}"})
+    data_dir: str | None = field(default=None, metadata={"help": "local Parquet folder (default: the Hub / $FPT_HF_DATA_DIR)"})
+    preset: str | None = field(default=None, metadata={"help": "'paper' or 'cpu'; explicit flags override it"})
+    num_backbone_layers: int | None = field(default=None, metadata={"help": "use only the first N blocks"})
+    learned_positions: int | None = field(default=None, metadata={"help": "extra learned position table (RoPE backbones)"})
+    lstm_hidden_size: int = field(default=768, metadata={"help": "hidden size of the LSTM baseline"})
+    train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
+    task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
+    results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
+    hub_push_only_main: bool = field(default=True, metadata={"help": "push from the main process only"})
+
+    def __post_init__(self):
+        get_task(self.task)  # unknown task -> clear error
+        if self.method not in METHODS:
+            raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
+        if self.preset is not None and self.preset not in PRESETS:
+            raise ValueError(f"Unknown preset {self.preset!r}: expected one of {sorted(PRESETS)}.")
+
+
+# Optimisation presets per task. `paper`: the paper's recipe (Adam, constant lr, clip 1.0) with long runs;
+# `cpu`: short runs that finish on a laptop-class CPU. Values are TrainingArguments flags.
+_PAPER_STEPS = {"bit_memory": 20000, "bit_xor": 2000, "listops": 20000, "mnist": 50000, "cifar10": 100000, "cifar10_lra": 100000, "remote_homology": 50000}
+_CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500, "cifar10": 1500, "cifar10_lra": 300, "remote_homology": 500}
+
+
+def _preset(name: str, task_name: str) -> dict:
+    recipe = get_task(task_name).recipe
+    steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS)[task_name]
+    every = max(steps // 10, 50)
+    return {
+        "learning_rate": recipe.learning_rate,
+        "per_device_train_batch_size": recipe.batch_size,
+        "per_device_eval_batch_size": 64,
+        "max_grad_norm": 1.0,
+        "lr_scheduler_type": "constant",
+        "weight_decay": 0.0,
+        "warmup_steps": 0,
+        "max_steps": steps,
+        "eval_strategy": "steps",
+        "eval_steps": every,
+        "save_strategy": "steps",
+        "save_steps": every,
+        "save_total_limit": 2,
+        "logging_steps": max(every // 5, 10),
+        "load_best_model_at_end": True,
+        "metric_for_best_model": "accuracy",
+        "report_to": "tensorboard",
+    }
+
+
+PRESETS = {"paper": _preset, "cpu": _preset}
+# Always set for FPT datasets: image rows are patched on access (set_transform needs the raw columns).
+FIXED_TRAINING_ARGS = {"remove_unused_columns": False, "label_names": ["labels"], "logging_nan_inf_filter": False}
+
+
+def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArguments]:
+    """Parse `FPTArguments` + `TrainingArguments`; a `--preset` supplies defaults that explicit flags override."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = HfArgumentParser((FPTArguments, TrainingArguments))
+    probe, _ = parser.parse_known_args(argv)
+    defaults = {"output_dir": f"outputs/{probe.task}-{probe.method}-seed{probe.seed}"}
+    if probe.preset:
+        defaults.update(PRESETS[probe.preset](probe.preset, probe.task))
+    prefix = []
+    for key, value in defaults.items():
+        prefix += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
+    fpt_args, training_args = parser.parse_args_into_dataclasses(args=prefix + argv)
+    for key, value in FIXED_TRAINING_ARGS.items():
+        setattr(training_args, key, value)
+    return fpt_args, training_args
+
+
+def build_model(task, args: FPTArguments) -> PreTrainedModel:
+    """The model for `args.method`: an `FPTModel` with that policy, or the LSTM baseline."""
+    spec = task.model_kwargs()
+    if args.method == "lstm":
+        return LSTMBaseline(LSTMConfig(hidden_size=args.lstm_hidden_size, **spec))
+    return FPTModel.from_pretrained(
+        args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions, **spec
+    )
+
+
+def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None):
+    """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows."""
+    options = {"seed": seed} if task.seeded else {}
+    if args.train_size is not None:
+        if not task.generated:
+            raise ValueError(f"--train_size applies to generated tasks; {task.name} has a fixed training set.")
+        options["sizes"] = {"train": args.train_size}
+    if max_length is not None and task.max_tokens > max_length:
+        if not task.truncatable:
+            raise ValueError(f"{task.name} needs {task.max_tokens} tokens but the model takes at most {max_length}.")
+        options["max_length"] = max_length
+        logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
+    return task.load(args.data_dir, **options)
+
+
+def _accuracy_metric():
+    import evaluate
+
+    return evaluate.load(METRIC_PATH)
+
+
+def preprocess_logits_for_metrics(logits, labels):
+    logits = logits[0] if isinstance(logits, tuple) else logits
+    return logits.argmax(-1)
+
+
+def make_compute_metrics():
+    metric = _accuracy_metric()
+
+    def compute_metrics(eval_pred):
+        predictions, references = eval_pred.predictions, eval_pred.label_ids
+        return metric.compute(predictions=np.asarray(predictions).reshape(len(references), -1), references=np.asarray(references).reshape(len(references), -1))
+
+    return compute_metrics
+
+
+class StopOnNonFiniteLoss(TrainerCallback):
+    """Fail loudly when the training loss turns NaN/inf, instead of logging zeros for the rest of the run."""
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        for key in ("loss", "grad_norm"):
+            value = (logs or {}).get(key)
+            if value is not None and not np.isfinite(value):
+                raise FloatingPointError(
+                    f"Training diverged at step {state.global_step}: {key} = {value}. "
+                    "Lower --learning_rate, or check the inputs for extreme values."
+                )
+
+
+def hardware() -> dict:
+    info = {"platform": platform.platform(), "cpu_count": os.cpu_count(), "torch": torch.__version__, "threads": torch.get_num_threads()}
+    if torch.cuda.is_available():
+        info["gpu"] = torch.cuda.get_device_name(0)
+        info["gpu_count"] = torch.cuda.device_count()
+    return info
+
+
+def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
+    """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    task = get_task(args.task)
+    set_seed(training_args.seed)
+    start = time.time()
+    model = build_model(task, args)
+    max_length = getattr(model, "max_length", None)
+    data = load_task_data(task, args, args.task_seed, max_length)
+    push = training_args.push_to_hub
+    training_args.push_to_hub = False  # we push once at the end, with our model card
+    trainer = Trainer(
+        model=model,
+        args=training_args,
+        train_dataset=data["train"],
+        eval_dataset=data["validation"] if "validation" in data else data[task.eval_split],
+        data_collator=FPTDataCollator(),
+        compute_metrics=make_compute_metrics(),
+        preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        callbacks=[StopOnNonFiniteLoss(), *(callbacks or [])],
+    )
+    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    metrics = trainer.evaluate(eval_dataset=data[task.eval_split], metric_key_prefix=task.eval_split)
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    results = {
+        "task": task.name,
+        "backbone": None if args.method == "lstm" else args.backbone,
+        "method": args.method,
+        "seed": training_args.seed,
+        "eval_split": task.eval_split,
+        "accuracy": metrics.get(f"{task.eval_split}_accuracy"),
+        "metrics": metrics,
+        "steps": trainer.state.global_step,
+        "train_loss": train_output.training_loss,
+        "trainable_parameters": trainable,
+        "total_parameters": sum(p.numel() for p in model.parameters()),
+        "num_backbone_layers": args.num_backbone_layers,
+        "wall_time_s": round(time.time() - start, 1),
+        "world_size": training_args.world_size,
+        "hardware": hardware(),
+        "training_args": {k: v for k, v in training_args.to_dict().items() if k in _RECORDED_ARGS},
+        "fpt_args": asdict(args),
+    }
+    if trainer.is_world_process_zero():
+        trainer.save_model(training_args.output_dir)  # the best model (heads only for frozen policies)
+        _write_json(Path(training_args.output_dir) / "results.json", results)
+        _write_json(Path(args.results_dir) / f"{task.name}-{args.method}-{_short(args.backbone, args)}-seed{training_args.seed}.json", results)
+        if push:
+            from .hub import push_checkpoint
+
+            push_checkpoint(training_args.output_dir, training_args.hub_model_id, results, token=training_args.hub_token)
+    return results
+
+
+_RECORDED_ARGS = {
+    "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_grad_norm",
+    "lr_scheduler_type", "weight_decay", "optim", "bf16", "seed", "eval_steps",
+}
+
+
+def _short(backbone: str, args: FPTArguments) -> str:
+    if args.method == "lstm":
+        return "lstm"
+    name = Path(backbone).name or backbone
+    return name + (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "")
+
+
+def _write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
+
+
+def main(argv: list[str] | None = None) -> dict:
+    return run_training(*parse_args(argv))
+
+
+def load_checkpoint(path: str) -> PreTrainedModel:
+    """An FPT or LSTM checkpoint folder (or Hub id) -> model, with a clear error for anything else."""
+    from transformers import AutoConfig, AutoModel
+
+    try:
+        config = AutoConfig.from_pretrained(path)
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path!r} is not a readable checkpoint: no usable config.json ({err}).") from err
+    if config.model_type not in ("fpt", "fpt-lstm"):
+        raise ValueError(f"{path!r} holds a {config.model_type!r} model, not an fpt-hf checkpoint (model_type 'fpt' or 'fpt-lstm').")
+    return AutoModel.from_pretrained(path)
+
+
+def evaluate_checkpoint(
+    path: str, task_name: str, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0
+) -> dict:
+    """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports)."""
+    task = get_task(task_name)
+    model = load_checkpoint(path)
+    expected = {k: v for k, v in task.model_kwargs().items() if k in ("input_dim", "vocab_size", "num_labels")}
+    actual = {k: getattr(model.config, k, None) for k in expected}
+    if actual != expected:
+        raise ValueError(f"The checkpoint does not fit task {task.name!r}: it has {actual}, the task needs {expected}.")
+    args = FPTArguments(task=task_name, data_dir=data_dir, task_seed=task_seed)
+    data = load_task_data(task, args, seed=task_seed, max_length=getattr(model, "max_length", None))
+    split = split or task.eval_split
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        training_args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch_size, report_to="none", **FIXED_TRAINING_ARGS)
+        trainer = Trainer(
+            model=model, args=training_args, data_collator=FPTDataCollator(), compute_metrics=make_compute_metrics(),
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        metrics = trainer.evaluate(eval_dataset=data[split], metric_key_prefix=split)
+    return {"checkpoint": str(path), "task": task_name, "split": split, "accuracy": metrics[f"{split}_accuracy"], "metrics": metrics}

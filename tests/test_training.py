@@ -1,0 +1,222 @@
+"""Trainer-based training end to end on tiny backbones: metrics, results JSON, resume, accumulation, DDP, push."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from conftest import SHARED_DATA
+from fpt_hf import FPTModel
+from fpt_hf.training import main, parse_args, run_training
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _args(tmp_path, backbone, *extra, task="bit_xor", method="full"):
+    return [
+        "--task", task, "--backbone", backbone, "--method", method, "--preset", "cpu", "--use_cpu",
+        "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "results"),
+        "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false", *extra,
+    ]
+
+
+def test_bit_xor_reaches_100_percent(gpt2_dir, tmp_path):
+    results = main(_args(tmp_path, gpt2_dir, "--max_steps", "300", "--learning_rate", "3e-3", "--per_device_train_batch_size", "32",
+                         "--train_size", "2000", "--eval_steps", "100", "--save_steps", "100"))
+    assert results["accuracy"] == 1.0
+    written = json.loads(next((tmp_path / "results").glob("bit_xor-full-*.json")).read_text())
+    assert written["accuracy"] == 1.0 and written["steps"] == 300 and written["world_size"] == 1
+    assert written["trainable_parameters"] > 0 and written["hardware"]["cpu_count"] >= 1
+    # the saved best model reproduces the reported metric through the CLI's evaluate path
+    from fpt_hf.training import evaluate_checkpoint
+
+    assert evaluate_checkpoint(str(tmp_path / "out"), "bit_xor")["accuracy"] == 1.0
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason=f"real MNIST not found at {SHARED_DATA / 'mnist'}")
+def test_mnist_end_to_end(gpt2_dir, tmp_path):
+    results = main(_args(tmp_path, gpt2_dir, "--data_dir", str(SHARED_DATA / "mnist"), "--max_steps", "500", "--learning_rate", "2e-3",
+                         "--per_device_train_batch_size", "32", "--eval_strategy", "no", "--save_strategy", "no",
+                         "--load_best_model_at_end", "false", "--per_device_eval_batch_size", "500", task="mnist", method="full"))
+    assert results["eval_split"] == "test" and results["accuracy"] > 0.4  # chance is 0.1
+
+
+def test_listops_lstm_end_to_end(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_HF_CACHE", str(tmp_path / "cache"))
+    results = main(_args(tmp_path, "unused", "--max_steps", "20", "--train_size", "200", "--lstm_hidden_size", "16",
+                         "--eval_steps", "20", "--save_steps", "20", "--per_device_eval_batch_size", "256", task="listops", method="lstm"))
+    assert results["backbone"] is None and 0.0 <= results["accuracy"] <= 1.0 and results["steps"] == 20
+
+
+def test_preset_defaults_are_overridden_by_flags():
+    args, training_args = parse_args(["--task", "mnist", "--preset", "paper", "--learning_rate", "5e-4", "--use_cpu"])
+    assert training_args.learning_rate == 5e-4
+    assert training_args.max_grad_norm == 1.0 and training_args.lr_scheduler_type == "constant"
+    assert training_args.per_device_train_batch_size == 16 and training_args.max_steps == 50000
+    _, homology = parse_args(["--task", "remote_homology", "--preset", "paper", "--use_cpu"])
+    assert homology.learning_rate == 1e-4
+    with pytest.raises(ValueError, match="Unknown method 'adapter'"):
+        parse_args(["--task", "mnist", "--method", "adapter"])
+    with pytest.raises(ValueError, match="Unknown task 'imagenet'"):
+        parse_args(["--task", "imagenet"])
+
+
+class _Crash(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 25:
+            raise KeyboardInterrupt("simulated kill")
+
+
+def test_resume_after_kill_gives_the_same_result(gpt2_dir, tmp_path):
+    common = ["--max_steps", "40", "--eval_steps", "20", "--save_steps", "20", "--learning_rate", "3e-3", "--train_size", "500"]
+    straight = run_training(*parse_args(_args(tmp_path / "a", gpt2_dir, *common)))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common)), callbacks=[_Crash()])
+    checkpoint = tmp_path / "b" / "out" / "checkpoint-20"
+    assert (checkpoint / "model.safetensors").exists()
+    resumed = run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common, "--resume_from_checkpoint", str(checkpoint))))
+    assert resumed["steps"] == straight["steps"] == 40
+    assert resumed["metrics"]["test_loss"] == pytest.approx(straight["metrics"]["test_loss"], rel=1e-5)
+    assert resumed["accuracy"] == straight["accuracy"]
+
+
+def test_heads_only_trainer_checkpoints(gpt2_dir, tmp_path):
+    run_training(*parse_args(_args(tmp_path, gpt2_dir, "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", method="fpt")))
+    from safetensors.torch import load_file
+
+    saved = load_file(tmp_path / "out" / "checkpoint-10" / "model.safetensors")
+    model = FPTModel.from_pretrained(tmp_path / "out")
+    assert set(saved) == {n for n, p in model.named_parameters() if p.requires_grad}
+
+
+def _one_step_loss_and_params(gpt2_dir, tmp_path, batch, accumulation):
+    model_holder = {}
+
+    class Grab(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            model_holder["params"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            model_holder["loss"] = state.log_history[0]["loss"]
+
+    args = _args(tmp_path, gpt2_dir, "--max_steps", "1", "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps",
+                 str(accumulation), "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
+                 "--train_size", "64", "--max_grad_norm", "0", "--dataloader_drop_last", "true", method="fpt")
+    run_training(*parse_args(args), callbacks=[Grab()])
+    return model_holder
+
+
+def test_gradient_accumulation_does_not_scale_the_loss(gpt2_dir, tmp_path):
+    plain = _one_step_loss_and_params(gpt2_dir, tmp_path / "plain", 16, 1)
+    accumulated = _one_step_loss_and_params(gpt2_dir, tmp_path / "acc", 4, 4)
+    assert accumulated["loss"] == pytest.approx(plain["loss"], rel=1e-4)
+    for name, value in plain["params"].items():
+        torch.testing.assert_close(accumulated["params"][name], value, atol=1e-5, rtol=1e-4)
+
+
+DDP_SCRIPT = """
+import json, os, sys
+import datasets
+import fpt_hf.training as training
+
+original = datasets.Dataset.__getitems__
+
+def recording_getitems(self, keys):
+    if len(self) == 256:  # the training split
+        with open(os.path.join(sys.argv[1], f"rank{os.environ['RANK']}.jsonl"), "a") as f:
+            f.write(json.dumps([int(k) for k in keys]) + "\\n")
+    return original(self, keys)
+
+datasets.Dataset.__getitems__ = recording_getitems
+training.run_training(*training.parse_args(sys.argv[2:]))
+"""
+
+
+def test_two_process_ddp(gpt2_dir, tmp_path):
+    script = tmp_path / "ddp_run.py"
+    script.write_text(DDP_SCRIPT)
+    record = tmp_path / "record"
+    record.mkdir()
+    args = _args(tmp_path, gpt2_dir, "--max_steps", "6", "--eval_steps", "6", "--save_steps", "6", "--train_size", "256",
+                 "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false", method="fpt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(record), *args],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["world_size"] == 2
+    assert len(list((tmp_path / "results").glob("*.json"))) == 1
+    seen = {rank: [i for line in (record / f"rank{rank}.jsonl").read_text().splitlines() for i in json.loads(line)] for rank in (0, 1)}
+    assert min(len(seen[0]), len(seen[1])) >= 6 * 16  # 6 steps of 16 rows on each rank (plus prefetch)
+    assert not set(seen[0]) & set(seen[1])  # disjoint shards of the training set
+
+
+def _patch_hub(monkeypatch, tmp_path, fail=False):
+    from huggingface_hub import HfApi
+
+    committed = tmp_path / "committed"
+    calls = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["repo"] = repo_id
+        return f"https://huggingface.co/{repo_id}"
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        if fail:
+            raise ConnectionError("Hub unreachable")
+        committed.mkdir(exist_ok=True)
+        for op in operations:
+            target = committed / op.path_in_repo
+            target.parent.mkdir(parents=True, exist_ok=True)
+            source = op.path_or_fileobj
+            target.write_bytes(Path(source).read_bytes() if isinstance(source, (str, Path)) else source)
+        calls["commit"] = [op.path_in_repo for op in operations]
+        return "https://huggingface.co/commit/fake"
+
+    monkeypatch.setattr(HfApi, "create_repo", create_repo)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
+    monkeypatch.setattr(HfApi, "_validate_yaml", lambda self, content, **kwargs: None)  # a Hub endpoint
+    return committed, calls
+
+
+def test_push_to_hub_with_model_card(gpt2_dir, tmp_path, monkeypatch):
+    committed, calls = _patch_hub(monkeypatch, tmp_path)
+    results = main(_args(tmp_path, gpt2_dir, "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", "--train_size", "200",
+                         "--push_to_hub", "--hub_model_id", "someone/fpt-xor", method="fpt"))
+    assert calls["repo"] == "someone/fpt-xor"
+    assert sorted(calls["commit"]) == ["README.md", "config.json", "model.safetensors", "results.json"]
+    from huggingface_hub import ModelCard
+
+    card = ModelCard.load(committed / "README.md")
+    assert card.data.library_name == "fpt-hf" and card.data.base_model == gpt2_dir
+    assert card.data.eval_results[0].metric_value == results["accuracy"]
+    assert 'FPTModel.from_pretrained("someone/fpt-xor")' in card.text
+    from fpt_hf.training import evaluate_checkpoint
+
+    assert evaluate_checkpoint(str(committed), "bit_xor")["accuracy"] == results["accuracy"]
+    assert os.path.getsize(committed / "model.safetensors") < 100_000
+
+
+def test_failed_push_keeps_local_results(gpt2_dir, tmp_path, monkeypatch):
+    _patch_hub(monkeypatch, tmp_path, fail=True)
+    with pytest.raises(RuntimeError, match="Pushing .* to 'someone/fpt-xor' failed .*Hub unreachable.*intact"):
+        main(_args(tmp_path, gpt2_dir, "--max_steps", "5", "--eval_steps", "5", "--save_steps", "5", "--train_size", "100",
+                   "--push_to_hub", "--hub_model_id", "someone/fpt-xor", method="fpt"))
+    assert (tmp_path / "out" / "results.json").exists() and (tmp_path / "out" / "model.safetensors").exists()
+    assert len(list((tmp_path / "results").glob("*.json"))) == 1
+
+
+def test_foreign_and_corrupt_checkpoints(gpt2_dir, tmp_path):
+    from fpt_hf.training import evaluate_checkpoint
+
+    with pytest.raises(ValueError, match="holds a 'gpt2' model, not an fpt-hf checkpoint"):
+        evaluate_checkpoint(gpt2_dir, "bit_xor")
+    with pytest.raises(ValueError, match="not a readable checkpoint"):
+        evaluate_checkpoint(str(tmp_path), "bit_xor")
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=16, num_labels=10)
+    model.save_pretrained(tmp_path / "mnist_model")
+    with pytest.raises(ValueError, match="does not fit task 'bit_xor'"):
+        evaluate_checkpoint(str(tmp_path / "mnist_model"), "bit_xor")
