@@ -143,7 +143,8 @@ def test_two_process_ddp(gpt2_dir, tmp_path):
     args = _args(tmp_path, gpt2_dir, "--max_steps", "6", "--eval_steps", "6", "--save_steps", "6", "--train_size", "256",
                  "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false", method="fpt")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", str(script), str(record), *args],
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
+    proc = subprocess.run([*launcher, str(script), str(record), *args],
                           env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())

@@ -1,0 +1,89 @@
+"""Results tables: collect results JSONs, aggregate over seeds, compare with the paper, plot."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+TASK_ORDER = ("bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology")
+METHOD_ORDER = ("fpt", "full", "frozen_random", "output_only", "lstm")
+# Accuracy (%) reported in Lu et al. (2021), GPT-2 backbone; CIFAR-10 FPT is GPT-2 large (base: 68.2).
+PAPER = {
+    "fpt": {"bit_memory": 100, "bit_xor": 100, "listops": 38.4, "mnist": 98.0, "cifar10": 72.1, "cifar10_lra": 38.6, "remote_homology": 12.7},
+    "full": {"bit_memory": 100, "bit_xor": 100, "listops": 38, "mnist": 99.1, "cifar10": 70.3, "cifar10_lra": 42, "remote_homology": 9},
+    "lstm": {"bit_memory": 60.9, "bit_xor": 50.1, "listops": 17.1, "mnist": 99.5, "cifar10": 73.6, "cifar10_lra": 11.7, "remote_homology": 12},
+    "frozen_random": {"bit_memory": 75.8, "bit_xor": 100, "listops": 34.3, "mnist": 91.7, "cifar10": 61.7, "cifar10_lra": 36.1, "remote_homology": 9.3},
+}
+
+
+def collect(results_dir: str | Path) -> dict[tuple[str, str, str], list[dict]]:
+    """(task, method, backbone label) -> the results of each seed."""
+    groups = defaultdict(list)
+    for path in sorted(Path(results_dir).glob("*.json")):
+        result = json.loads(path.read_text())
+        if not {"task", "method", "accuracy"} <= set(result):
+            raise ValueError(f"{path} is not an fpt-hf results file (needs task, method, accuracy).")
+        backbone = "LSTM" if result["method"] == "lstm" else Path(str(result["backbone"])).name
+        if result.get("num_backbone_layers"):
+            backbone += f" (first {result['num_backbone_layers']} layers)"
+        groups[(result["task"], result["method"], backbone)].append(result)
+    return dict(groups)
+
+
+def _order(key):
+    task, method, backbone = key
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else 99, METHOD_ORDER.index(method) if method in METHOD_ORDER else 99, backbone)
+
+
+def markdown_table(groups: dict) -> str:
+    """One row per (task, method, backbone): mean +- std accuracy over seeds next to the paper's number."""
+    lines = ["| task | method | backbone | seeds | steps | accuracy % (mean ± std) | paper % |", "|---|---|---|---|---|---|---|"]
+    for key in sorted(groups, key=_order):
+        task, method, backbone = key
+        runs = groups[key]
+        accuracy = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
+        std = accuracy.std(ddof=1) if len(accuracy) > 1 else 0.0
+        steps = sorted({r.get("steps") for r in runs})
+        paper = PAPER.get(method, {}).get(task)
+        lines.append(
+            f"| {task} | {method} | {backbone} | {len(runs)} | {'/'.join(map(str, steps))} | {accuracy.mean():.2f} ± {std:.2f} | "
+            f"{'' if paper is None else paper} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def bar_chart(groups: dict, path: str | Path) -> Path:
+    """Grouped bars (one group per task, one bar per method/backbone) with seed std as error bars."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = sorted(groups, key=_order)
+    tasks = list(dict.fromkeys(k[0] for k in keys))
+    series = list(dict.fromkeys((k[1], k[2]) for k in keys))
+    width = 0.8 / max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 2 * len(tasks)), 4))
+    for i, (method, backbone) in enumerate(series):
+        xs, means, stds = [], [], []
+        for t, task in enumerate(tasks):
+            runs = groups.get((task, method, backbone))
+            if runs:
+                acc = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
+                xs.append(t + i * width)
+                means.append(acc.mean())
+                stds.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=f"{method} ({backbone})")
+    ax.set_xticks([t + width * (len(series) - 1) / 2 for t in range(len(tasks))], tasks)
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_ylim(0, 105)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path

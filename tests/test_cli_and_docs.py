@@ -1,0 +1,95 @@
+"""The `fpt-hf` command, the dataset repository, and the README's commands."""
+
+import json
+import re
+import shutil
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+
+from fpt_hf.cli import main as cli
+from fpt_hf.tasks import list_tasks
+from test_training import _patch_hub
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _fenced_commands(text):
+    return [line.strip() for block in re.findall(r"```bash\n(.*?)```", text, re.S) for line in block.splitlines() if line.strip()]
+
+
+def test_ci_runs_the_readme_install_and_test_commands():
+    readme = (REPO / "README.md").read_text()
+    ci = (REPO / ".ci" / "run").read_text()
+    install = readme.split("## Install", 1)[1].split("##", 1)[0]
+    test = readme.split("## Test", 1)[1].split("##", 1)[0]
+    for command in _fenced_commands(install) + _fenced_commands(test):
+        assert command in ci.splitlines(), f"README command not run by .ci/run: {command}"
+
+
+def test_dataset_card_lists_every_task():
+    from huggingface_hub import DatasetCard
+
+    card = DatasetCard.load(REPO / "task_datasets" / "README.md")
+    configs = [c["config_name"] for c in card.data["configs"]]
+    assert sorted(configs) == sorted(list_tasks())
+    assert configs[0] == "bit_xor"  # datasets infers the format from the first config (see publish.py)
+
+
+def test_cli_train_and_evaluate(gpt2_dir, tmp_path, capsys):
+    cli(["train", "--task", "bit_xor", "--backbone", gpt2_dir, "--method", "fpt", "--preset", "cpu", "--use_cpu", "--max_steps", "5",
+         "--eval_steps", "5", "--save_steps", "5", "--train_size", "100", "--output_dir", str(tmp_path / "out"),
+         "--results_dir", str(tmp_path / "results"), "--report_to", "none", "--disable_tqdm", "true"])
+    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert trained["task"] == "bit_xor" and trained["steps"] == 5
+    cli(["evaluate", str(tmp_path / "out"), "--task", "bit_xor"])
+    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert evaluated["accuracy"] == trained["accuracy"] and evaluated["split"] == "test"
+
+
+def test_cli_rejects_unknown_command(capsys):
+    with pytest.raises(SystemExit):
+        cli(["fly"])
+    assert "usage: fpt-hf" in capsys.readouterr().err
+
+
+def test_datasets_build_then_load_dataset(tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_HF_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "task_datasets"
+    out.mkdir()
+    shutil.copy(REPO / "task_datasets" / "README.md", out / "README.md")
+    cli(["datasets", "build", "--task", "bit_memory", "--out", str(out), "--train_size", "40"])
+    ds = datasets.load_dataset(str(out), "bit_memory")
+    assert ds["train"].num_rows == 40 and ds["test"].num_rows == 1000
+    assert isinstance(ds["train"].features["inputs"], datasets.Array2D)
+    rows = ds["test"].with_format("numpy")[:3]
+    from fpt_hf.tasks import get_task
+
+    direct = get_task("bit_memory").load(sizes={"train": 40})["test"][:3]
+    np.testing.assert_array_equal(rows["inputs"], direct["inputs"])
+
+
+def test_datasets_push_commits_card_and_parquet(tmp_path, monkeypatch):
+    committed, calls = _patch_hub(monkeypatch, tmp_path)
+    out = tmp_path / "task_datasets"
+    out.mkdir()
+    shutil.copy(REPO / "task_datasets" / "README.md", out / "README.md")
+    monkeypatch.chdir(tmp_path)
+    cli(["datasets", "push", "--repo-id", "someone/fpt-tasks", "--task", "bit_xor", "--train_size", "64"])
+    assert calls["repo"] == "someone/fpt-tasks"
+    assert "README.md" in calls["commit"] and "data/bit_xor/train-00000-of-00001.parquet" in calls["commit"]
+    loaded = datasets.load_dataset(str(committed), "bit_xor")
+    assert loaded["train"].num_rows == 64
+
+
+def test_cli_push_checkpoint(gpt2_dir, tmp_path, monkeypatch, capsys):
+    committed, calls = _patch_hub(monkeypatch, tmp_path)
+    from fpt_hf import FPTModel
+
+    FPTModel.from_pretrained(gpt2_dir, input_dim=1, num_labels=2).save_pretrained(tmp_path / "ckpt")
+    cli(["push", str(tmp_path / "ckpt"), "--repo-id", "someone/heads"])
+    assert sorted(calls["commit"]) == ["README.md", "config.json", "model.safetensors"]
+    with pytest.raises(ValueError, match="not an FPT checkpoint"):
+        cli(["push", str(tmp_path), "--repo-id", "someone/heads"])

@@ -1,0 +1,31 @@
+import json
+
+import numpy as np
+import pytest
+
+from fpt_hf.results import bar_chart, collect, markdown_table
+
+
+def _write(folder, name, **fields):
+    folder.mkdir(exist_ok=True)
+    (folder / name).write_text(json.dumps(fields))
+
+
+def test_table_aggregates_seeds_and_shows_paper(tmp_path):
+    for seed, acc in enumerate([0.98, 0.99, 0.97]):
+        _write(tmp_path, f"mnist-fpt-smollm2-135m-seed{seed}.json", task="mnist", method="fpt", backbone="smollm2-135m", accuracy=acc, steps=1500, seed=seed)
+    _write(tmp_path, "bit_xor-lstm-lstm-seed0.json", task="bit_xor", method="lstm", backbone=None, accuracy=0.5, steps=500, seed=0)
+    groups = collect(tmp_path)
+    table = markdown_table(groups)
+    values = 100 * np.array([0.98, 0.99, 0.97])
+    assert f"| mnist | fpt | smollm2-135m | 3 | 1500 | {values.mean():.2f} ± {values.std(ddof=1):.2f} | 98.0 |" in table
+    assert "| bit_xor | lstm | LSTM | 1 | 500 | 50.00 ± 0.00 | 50.1 |" in table
+    assert table.index("bit_xor") < table.index("mnist")  # the paper's task order
+    png = bar_chart(groups, tmp_path / "chart.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_foreign_json_is_rejected(tmp_path):
+    _write(tmp_path, "other.json", foo=1)
+    with pytest.raises(ValueError, match="not an fpt-hf results file"):
+        collect(tmp_path)
