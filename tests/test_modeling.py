@@ -188,6 +188,16 @@ def test_full_policy_saves_backbone(gpt2_dir, tmp_path):
     assert torch.equal(loaded.backbone.h[0].attn.c_attn.weight, model.backbone.h[0].attn.c_attn.weight)
 
 
+def test_output_only_checkpoint_keeps_its_frozen_input_layer(gpt2_dir, tmp_path):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, policy="output_only").eval()
+    assert not model.input_layer.weight.requires_grad
+    model.save_pretrained(tmp_path / "ckpt")
+    loaded = FPTModel.from_pretrained(tmp_path / "ckpt")
+    x = torch.randn(2, 5, 4)
+    with torch.no_grad():
+        assert torch.equal(loaded(inputs=x).logits, model(inputs=x).logits)
+
+
 def test_frozen_random_checkpoint_round_trip(gpt2_dir, tmp_path):
     model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, policy="frozen_random").eval()
     model.save_pretrained(tmp_path / "ckpt")
@@ -297,3 +307,24 @@ def test_zero_tokens_give_finite_gradients_on_rmsnorm_backbones(tiny_backbone_di
     out.loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
     assert model.input_layer.bias.abs().sum() > 0
+
+
+def test_bf16_compute_keeps_frozen_weights_in_bf16_and_matches_fp32(gpt2_dir, tmp_path):
+    fp32 = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3).eval()
+    bf16 = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3, compute_dtype="bfloat16").eval()
+    bf16.load_state_dict(fp32.trainable_state_dict(), strict=False)
+    for name, param in bf16.named_parameters():
+        assert param.dtype == (torch.float32 if param.requires_grad else torch.bfloat16), name
+    assert bf16.config.backbone_fingerprint == fp32.config.backbone_fingerprint
+    x = torch.randn(3, 6, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(bf16(inputs=x).logits, fp32(inputs=x).logits, atol=0.05, rtol=0.05)
+    out = bf16(inputs=x, labels=torch.tensor([0, 1, 2]))
+    out.loss.backward()
+    assert out.logits.dtype == torch.float32 and bf16.input_layer.weight.grad.dtype == torch.float32
+    bf16.save_pretrained(tmp_path / "ckpt")
+    reloaded = FPTModel.from_pretrained(tmp_path / "ckpt").eval()
+    with torch.no_grad():
+        assert torch.equal(reloaded(inputs=x).logits, bf16(inputs=x).logits)
+    with pytest.raises(ValueError, match="compute_dtype must be one of"):
+        FPTConfig(input_dim=4, compute_dtype="int8")

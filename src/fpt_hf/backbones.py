@@ -101,24 +101,26 @@ def load_backbone(
     config: PretrainedConfig | None = None,
     random_init_seed: int | None = None,
     num_layers: int | None = None,
+    dtype: torch.dtype = torch.float32,
     **hub_kwargs,
 ) -> PreTrainedModel:
     """Load the bare transformer (no LM head) behind `reference`.
 
     With `random_init_seed`, build it from `config` with fresh random weights instead (the paper's
     frozen-random control); the seed makes that backbone reproducible, so checkpoints stay heads-only.
+    `dtype` is the dtype pretrained weights are loaded in (random ones are drawn in fp32, then cast).
     """
     if random_init_seed is not None:
         if config is None:
             config = load_backbone_config(reference, **hub_kwargs)
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(random_init_seed)
-            model = AutoModel.from_config(config)
+            model = AutoModel.from_config(config).to(dtype)
     else:
         if reference is None:
             raise ValueError("A backbone reference is needed: FPTModel.from_pretrained('gpt2', ...) or FPTConfig(backbone=...).")
         load_backbone_config(reference, **hub_kwargs)  # fails early, with a clear message
-        model = AutoModel.from_pretrained(resolve_backbone(reference), dtype=torch.float32, **hub_kwargs)
+        model = AutoModel.from_pretrained(resolve_backbone(reference), dtype=dtype, **hub_kwargs)
     if num_layers is not None:
         truncate_blocks(model, num_layers)
     return model

@@ -29,6 +29,7 @@ POLICIES = {
 }
 
 OUTPUT_MODES = ("last", "first", "mean", "tokens")
+COMPUTE_DTYPES = (None, "float32", "bfloat16", "float16")
 
 
 class FPTConfig(PretrainedConfig):
@@ -58,6 +59,9 @@ class FPTConfig(PretrainedConfig):
             (for backbones with RoPE and no learned positions). Trains with the `input` group.
         input_dropout (`float`): dropout on the projected input tokens.
         validate_inputs (`bool`): check inputs/labels in `forward` and raise `ValueError` on bad values.
+        compute_dtype (`str`, *optional*): `"bfloat16"` or `"float16"` runs the backbone under autocast with its
+            frozen weights stored in that dtype (no fp32 copy: they never update); trainable tensors, the
+            input layer and the head stay fp32. `None` (default) is the paper's fp32.
     """
 
     model_type = "fpt"
@@ -83,6 +87,7 @@ class FPTConfig(PretrainedConfig):
         initializer_range: float = 0.02,
         validate_inputs: bool = True,
         backbone_fingerprint: str | None = None,
+        compute_dtype: str | None = None,
         **kwargs,
     ):
         if isinstance(backbone_config, dict):
@@ -125,6 +130,9 @@ class FPTConfig(PretrainedConfig):
         if "token_embeddings" in trainable_groups:
             raise ValueError("'token_embeddings' is unused by FPT (inputs go through the new input layer) and cannot train.")
 
+        if compute_dtype not in COMPUTE_DTYPES:
+            raise ValueError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}.")
+        self.compute_dtype = compute_dtype
         self.backbone = backbone
         self.backbone_config = backbone_config
         self.input_dim = input_dim

@@ -46,6 +46,7 @@ class FPTModel(FPTPreTrainedModel):
                 config=config.backbone_config,
                 random_init_seed=config.random_backbone_seed if config.random_backbone else None,
                 num_layers=config.num_backbone_layers,
+                dtype=_storage_dtype(config),
             )
         hidden = backbone.config.hidden_size
         if config.is_discrete:
@@ -90,9 +91,17 @@ class FPTModel(FPTPreTrainedModel):
         trainable = set(self.config.trainable_groups)
         for name, param in self.named_parameters():
             param.requires_grad_(groups[name] in trainable)
+            if param.requires_grad and param.dtype != torch.float32:
+                param.data = param.data.float()  # trainable tensors keep fp32 master weights
         frozen = [(n, p) for n, p in self.backbone.named_parameters() if not p.requires_grad]
         self.config.backbone_fingerprint = fingerprint(frozen)
-        saved = {n for n, p in self.named_parameters() if p.requires_grad}
+        dtype = self.compute_dtype
+        if dtype is not None:  # frozen weights never update: keep them in the compute dtype only
+            for _, param in frozen:
+                param.data = param.data.to(dtype)
+        # saved: everything trained, plus FPT's own layers even when frozen (output_only's random input
+        # layer cannot be rebuilt from the backbone reference)
+        saved = {n for n, p in self.named_parameters() if p.requires_grad or not n.startswith("backbone.")}
         ignored = {key for key in self.state_dict() if key not in saved}
         self._keys_to_ignore_on_save = ignored
         self._keys_to_ignore_on_load_missing = {re.escape(key) + "$" for key in ignored}
@@ -108,6 +117,11 @@ class FPTModel(FPTPreTrainedModel):
         """Print trainable vs all parameters, like peft's `PeftModel.print_trainable_parameters`."""
         trainable, total = self.get_nb_trainable_parameters()
         print(f"trainable params: {trainable:,d} || all params: {total:,d} || trainable%: {100 * trainable / total:.4f}")
+
+    @property
+    def compute_dtype(self) -> torch.dtype | None:
+        name = self.config.compute_dtype
+        return None if name in (None, "float32") else getattr(torch, name)
 
     @property
     def max_length(self) -> int | None:
@@ -143,8 +157,10 @@ class FPTModel(FPTPreTrainedModel):
             positions = kwargs.get("position_ids", torch.arange(inputs.shape[1], device=inputs.device))
             embeds = embeds + self.position_table(positions)
         embeds = self.input_dropout(embeds)
-        hidden = self.backbone(inputs_embeds=embeds, **kwargs).last_hidden_state
-        logits = self.head(pool(self.config, hidden, attention_mask))
+        dtype = self.compute_dtype
+        with torch.autocast(device_type=embeds.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            hidden = self.backbone(inputs_embeds=embeds, **kwargs).last_hidden_state
+        logits = self.head(pool(self.config, hidden.float(), attention_mask))
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 
@@ -175,7 +191,9 @@ class FPTModel(FPTPreTrainedModel):
         fpt_config = FPTConfig(backbone=reference, backbone_config=backbone_config, **kwargs)
         model_backbone = None
         if not fpt_config.random_backbone:
-            model_backbone = load_backbone(reference, num_layers=fpt_config.num_backbone_layers, **hub_kwargs)
+            model_backbone = load_backbone(
+                reference, num_layers=fpt_config.num_backbone_layers, dtype=_storage_dtype(fpt_config), **hub_kwargs
+            )
         return cls(fpt_config, backbone=model_backbone)
 
     @classmethod
@@ -210,6 +228,12 @@ class FPTModel(FPTPreTrainedModel):
         model.load_state_dict(state, strict=False)
         model.eval()
         return model
+
+
+def _storage_dtype(config: FPTConfig) -> torch.dtype:
+    """Load pretrained weights directly in the compute dtype: no transient fp32 copy of the backbone."""
+    name = config.compute_dtype
+    return torch.float32 if name in (None, "float32") else getattr(torch, name)
 
 
 def _is_fpt_checkpoint(reference: str, hub_kwargs: dict) -> bool:

@@ -1,0 +1,227 @@
+"""Speed and memory of FPT training and inference: the paper's recipe (fp32, eager attention, plain Adam)
+against fpt-hf's fast path (bf16 compute with bf16 frozen weights, SDPA, fused Adam, optional compile and
+gradient checkpointing), measured side by side in one run, each configuration in its own process so peak
+memory is its own.
+
+    fpt-hf bench                                  # SmolLM2-135M and a GPT-2-small-sized backbone, batch 32 x 64
+    fpt-hf bench --backbones smollm2-135m --scaling
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False, "checkpointing": False}
+FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "sdpa", "optimizer": "fused", "compile": False, "checkpointing": False}
+
+
+def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
+    """Achieved FLOP/s of a large square matmul in `dtype` on this machine, now."""
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(2):
+        a @ b
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    return 2 * size**3 * repeats / (time.perf_counter() - start)
+
+
+def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 10):
+    from transformers import GPT2Config
+
+    from . import FPTConfig, FPTModel
+
+    if backbone == "gpt2-small-random":  # GPT-2 small's shape (124M) with random weights: no Hub here
+        config = FPTConfig(backbone_config=GPT2Config(), input_dim=input_dim, num_labels=num_labels, policy="frozen_random",
+                           compute_dtype=setting["compute_dtype"])
+        model = FPTModel(config)
+    else:
+        model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, compute_dtype=setting["compute_dtype"])
+    model.backbone.set_attn_implementation(setting["attn"])
+    if setting["checkpointing"]:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model
+
+
+def _optimizer(model, kind: str):
+    params = [p for p in model.parameters() if p.requires_grad]
+    if kind == "plain":
+        return torch.optim.Adam(params, lr=1e-3, foreach=False)
+    return torch.optim.Adam(params, lr=1e-3, fused=True)
+
+
+def worker(spec: dict) -> dict:
+    """Run one configuration and report its timings, FLOPs and peak memory (called in a fresh process)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    torch.manual_seed(0)
+    if spec.get("threads"):
+        torch.set_num_threads(spec["threads"])
+    setting, batch, length, steps = spec["setting"], spec["batch"], spec["length"], spec["steps"]
+    model = build(spec["backbone"], setting)
+    x, y = torch.randn(batch, length, 16), torch.randint(0, 10, (batch,))
+    result = {"parameters": sum(p.numel() for p in model.parameters())}
+    if spec["mode"] == "train":
+        model.train()
+        optimizer = _optimizer(model, setting["optimizer"])
+
+        def step():
+            loss = model(inputs=x, labels=y).loss
+            loss.backward()
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            return loss
+
+        if setting["compile"]:
+            start = time.perf_counter()
+            model.forward = torch.compile(model.forward)
+            step()
+            result["compile_s"] = time.perf_counter() - start
+    else:
+        model.eval()
+
+        @torch.inference_mode()
+        def step():
+            return model(inputs=x).logits
+
+        if setting["compile"]:
+            start = time.perf_counter()
+            model.forward = torch.compile(model.forward)
+            step()
+            result["compile_s"] = time.perf_counter() - start
+    step()  # warm-up
+    with FlopCounterMode(display=False) as counter:
+        step()
+    result["flops_per_step"] = counter.get_total_flops()
+    _reset_peak_rss()  # from here on, the peak is what the steps themselves need (weights + activations)
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = (time.perf_counter() - start) / steps
+    result.update(step_s=seconds, samples_per_s=batch / seconds, flops_per_s=result["flops_per_step"] / seconds,
+                  peak_rss_mb=_peak_rss_mb())
+    return result
+
+
+def _reset_peak_rss() -> None:
+    """Reset the kernel's high-water mark of this process's resident memory (Linux /proc/self/clear_refs)."""
+    import ctypes
+    import gc
+
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except OSError:
+        pass
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass  # not Linux: the peak then includes loading
+
+
+def _peak_rss_mb() -> float:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_worker(spec: dict) -> dict:
+    proc = subprocess.run([sys.executable, "-m", "fpt_hf.benchmark", "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"benchmark worker failed for {spec}:\n{proc.stderr[-3000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def compare(backbones, batch, length, steps, threads, fast: dict, peaks: dict) -> list[dict]:
+    rows = []
+    for backbone in backbones:
+        for mode in ("train", "inference"):
+            ref = run_worker({"backbone": backbone, "setting": REFERENCE, "mode": mode, "batch": batch, "length": length, "steps": steps, "threads": threads})
+            ours = run_worker({"backbone": backbone, "setting": fast, "mode": mode, "batch": batch, "length": length, "steps": steps, "threads": threads})
+            rows.append({"backbone": backbone, "mode": mode, "reference": ref, "ours": ours})
+    return rows
+
+
+def format_table(rows: list[dict], peaks: dict, fast: dict) -> str:
+    lines = [
+        f"matmul peak on this machine now: fp32 {peaks['float32'] / 1e9:.0f} GFLOP/s, bf16 {peaks['bfloat16'] / 1e9:.0f} GFLOP/s",
+        f"fpt-hf setting: {fast}",
+        "",
+        "| backbone | mode | metric | reference (fp32, eager, Adam) | fpt-hf | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for row in rows:
+        ref, ours = row["reference"], row["ours"]
+        for label, key, scale, fmt in (
+            ("samples/s", "samples_per_s", 1, "{:.1f}"),
+            ("peak RSS MB", "peak_rss_mb", 1, "{:.0f}"),
+            ("achieved GFLOP/s", "flops_per_s", 1e-9, "{:.0f}"),
+        ):
+            a, b = ref[key] * scale, ours[key] * scale
+            lines.append(f"| {row['backbone']} | {row['mode']} | {label} | {fmt.format(a)} | {fmt.format(b)} | {b / a:.2f}x |")
+        lines.append(
+            f"| {row['backbone']} | {row['mode']} | % of matmul peak | {100 * ref['flops_per_s'] / peaks['float32']:.0f}% of fp32 | "
+            f"{100 * ours['flops_per_s'] / peaks['bfloat16']:.0f}% of bf16 | |"
+        )
+        if "compile_s" in ours:
+            lines.append(f"| {row['backbone']} | {row['mode']} | compile time s | | {ours['compile_s']:.1f} | |")
+    return "\n".join(lines)
+
+
+def scaling(backbone: str, lengths, batches, steps, threads, fast: dict) -> str:
+    lines = ["| batch | seq len | step s | samples/s | peak RSS MB |", "|---|---|---|---|---|"]
+    for batch, length in [(batches[0], n) for n in lengths] + [(b, lengths[0]) for b in batches[1:]]:
+        r = run_worker({"backbone": backbone, "setting": fast, "mode": "train", "batch": batch, "length": length, "steps": steps, "threads": threads})
+        lines.append(f"| {batch} | {length} | {r['step_s']:.3f} | {r['samples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="fpt-hf bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--backbones", nargs="*", default=["smollm2-135m", "gpt2-small-random"])
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
+    parser.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
+    parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fast path in fp32 (opt-out)")
+    parser.add_argument("--checkpointing", action="store_true", help="gradient checkpointing in the fast path")
+    parser.add_argument("--scaling", action="store_true", help="step time / memory vs sequence length and batch size")
+    parser.add_argument("--lengths", nargs="*", type=int, default=[64, 128, 256, 512, 1024])
+    parser.add_argument("--batches", nargs="*", type=int, default=[8, 16, 32])
+    parser.add_argument("--output", default=None, help="also write the report (Markdown) here")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    fast = dict(FAST, compile=args.compile, checkpointing=args.checkpointing, compute_dtype="bfloat16" if args.bf16 else None)
+    peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
+    report = [f"batch {args.batch} x {args.length} tokens, {args.threads or torch.get_num_threads()} threads, {args.steps} timed steps"]
+    report.append(format_table(compare(args.backbones, args.batch, args.length, args.steps, args.threads, fast, peaks), peaks, fast))
+    if args.scaling:
+        report += ["", f"Scaling ({args.backbones[0]}, fpt-hf setting, training step):", scaling(args.backbones[0], args.lengths, args.batches, args.steps, args.threads, fast)]
+    text = "\n".join(report)
+    print(text)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(text + "\n")
+
+
+if __name__ == "__main__":
+    main()

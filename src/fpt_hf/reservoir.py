@@ -1,0 +1,55 @@
+"""Output-only FPT as reservoir computing: when only the output layer trains, the frozen features never
+change, so compute them once and train the head on the cache (exact, and orders of magnitude faster)."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.data import DataLoader
+
+from .collator import FPTDataCollator
+from .heads import classification_loss, pool
+from .modeling_fpt import FPTModel
+
+
+def _check_output_only(model: FPTModel) -> None:
+    trainable = set(model.config.trainable_groups)
+    if trainable != {"output"}:
+        raise ValueError(
+            f"Feature caching is exact only when nothing before the head trains (policy='output_only'); "
+            f"this model trains {sorted(trainable)}."
+        )
+
+
+@torch.no_grad()
+def extract_features(model: FPTModel, dataset, batch_size: int = 64, collator=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The head's inputs for every row of `dataset` (eval mode): `(N, H)` or `(N, k, H)`, and the labels."""
+    _check_output_only(model)
+    was_training = model.training
+    model.eval()
+    features, labels = [], []
+    for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator or FPTDataCollator()):
+        out = model(inputs=batch["inputs"], attention_mask=batch.get("attention_mask"), output_hidden_states=True)
+        features.append(pool(model.config, out.last_hidden_state.float(), batch.get("attention_mask")))
+        labels.append(batch["labels"])
+    model.train(was_training)
+    return torch.cat(features), torch.cat(labels)
+
+
+def train_head(model: FPTModel, features: torch.Tensor, labels: torch.Tensor, epochs: int = 1, batch_size: int = 32,
+               learning_rate: float = 1e-3, max_grad_norm: float | None = 1.0, seed: int = 0, optimizer=None) -> list[float]:
+    """Train `model.head` in place on cached features (Adam, shuffled mini-batches); returns the batch losses."""
+    _check_output_only(model)
+    params = list(model.head.parameters())
+    optimizer = optimizer or torch.optim.Adam(params, lr=learning_rate)
+    generator = torch.Generator().manual_seed(seed)
+    losses = []
+    for _ in range(epochs):
+        for index in torch.randperm(len(features), generator=generator).split(batch_size):
+            loss = classification_loss(model.head(features[index]), labels[index])
+            loss.backward()
+            if max_grad_norm:
+                torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+            losses.append(loss.item())
+    return losses
