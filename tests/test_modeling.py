@@ -328,3 +328,11 @@ def test_bf16_compute_keeps_frozen_weights_in_bf16_and_matches_fp32(gpt2_dir, tm
         assert torch.equal(reloaded(inputs=x).logits, bf16(inputs=x).logits)
     with pytest.raises(ValueError, match="compute_dtype must be one of"):
         FPTConfig(input_dim=4, compute_dtype="int8")
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama", "bert"])
+def test_bf16_compute_with_frozen_norms(family, tiny_backbone_dirs):
+    model = FPTModel.from_pretrained(tiny_backbone_dirs[family], input_dim=4, num_labels=2, policy="output_only", compute_dtype="bfloat16")
+    out = model(inputs=torch.randn(2, 5, 4), labels=torch.tensor([0, 1]))
+    out.loss.backward()
+    assert torch.isfinite(out.logits).all() and model.head.proj.weight.grad is not None

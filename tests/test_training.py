@@ -64,6 +64,11 @@ def test_preset_defaults_are_overridden_by_flags():
         parse_args(["--task", "mnist", "--method", "adapter"])
     with pytest.raises(ValueError, match="Unknown task 'imagenet'"):
         parse_args(["--task", "imagenet"])
+    from fpt_hf.training import resolve_compute_dtype
+
+    assert resolve_compute_dtype("float32") is None and resolve_compute_dtype("bfloat16") == "bfloat16"
+    with pytest.raises(ValueError, match="compute_dtype must be 'auto'"):
+        resolve_compute_dtype("fp8")
 
 
 class _Crash(TrainerCallback):

@@ -33,17 +33,19 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
-def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 10):
+def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 10, policy: str = "fpt"):
     from transformers import GPT2Config
 
     from . import FPTConfig, FPTModel
 
     if backbone == "gpt2-small-random":  # GPT-2 small's shape (124M) with random weights: no Hub here
-        config = FPTConfig(backbone_config=GPT2Config(), input_dim=input_dim, num_labels=num_labels, policy="frozen_random",
-                           compute_dtype=setting["compute_dtype"])
+        groups = ["output"] if policy == "output_only" else ["input", "output", "positions", "norms"]
+        config = FPTConfig(backbone_config=GPT2Config(), input_dim=input_dim, num_labels=num_labels, trainable_groups=groups,
+                           random_backbone=True, compute_dtype=setting["compute_dtype"])
         model = FPTModel(config)
     else:
-        model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, compute_dtype=setting["compute_dtype"])
+        model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, policy=policy,
+                                         compute_dtype=setting["compute_dtype"])
     model.backbone.set_attn_implementation(setting["attn"])
     if setting["checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
@@ -65,6 +67,8 @@ def worker(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     setting, batch, length, steps = spec["setting"], spec["batch"], spec["length"], spec["steps"]
+    if spec["mode"] == "reservoir":
+        return reservoir_worker(spec)
     model = build(spec["backbone"], setting)
     x, y = torch.randn(batch, length, 16), torch.randint(0, 10, (batch,))
     result = {"parameters": sum(p.numel() for p in model.parameters())}
@@ -108,6 +112,37 @@ def worker(spec: dict) -> dict:
     result.update(step_s=seconds, samples_per_s=batch / seconds, flops_per_s=result["flops_per_step"] / seconds,
                   peak_rss_mb=_peak_rss_mb())
     return result
+
+
+def reservoir_worker(spec: dict) -> dict:
+    """Epoch time of output-only training on cached features vs a full FPT epoch, on `8 * batch` samples."""
+    from .reservoir import extract_features, train_head
+
+    setting, batch, length = spec["setting"], spec["batch"], spec["length"]
+    n = 8 * batch
+    rows = [{"inputs": torch.randn(length, 16), "labels": int(i % 10)} for i in range(n)]
+    model = build(spec["backbone"], setting, policy="output_only")
+    start = time.perf_counter()
+    features, labels = extract_features(model, rows, batch_size=batch)
+    extract_s = time.perf_counter() - start
+    train_head(model, features, labels, epochs=1, batch_size=batch)  # warm-up
+    start = time.perf_counter()
+    epochs = 20
+    train_head(model, features, labels, epochs=epochs, batch_size=batch)
+    cached_epoch_s = (time.perf_counter() - start) / epochs
+    fpt = build(spec["backbone"], setting).train()
+    optimizer = _optimizer(fpt, setting["optimizer"])
+    x, y = torch.stack([r["inputs"] for r in rows[:batch]]), labels[:batch]
+    timed = []
+    for _ in range(3):
+        start = time.perf_counter()
+        fpt(inputs=x, labels=y).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad(set_to_none=True)
+        timed.append(time.perf_counter() - start)
+    full_epoch_s = min(timed[1:]) * (n // batch)
+    return {"samples": n, "extract_s": extract_s, "cached_epoch_s": cached_epoch_s, "full_epoch_s": full_epoch_s,
+            "speedup": full_epoch_s / cached_epoch_s}
 
 
 def _reset_peak_rss() -> None:
@@ -203,6 +238,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--scaling", action="store_true", help="step time / memory vs sequence length and batch size")
     parser.add_argument("--lengths", nargs="*", type=int, default=[64, 128, 256, 512, 1024])
     parser.add_argument("--batches", nargs="*", type=int, default=[8, 16, 32])
+    parser.add_argument("--reservoir", action="store_true", help="output-only training on cached features vs full FPT epochs")
+    parser.add_argument("--skip_compare", action="store_true", help="skip the reference-vs-fpt-hf table")
     parser.add_argument("--output", default=None, help="also write the report (Markdown) here")
     args = parser.parse_args(argv)
     if args.worker:
@@ -213,7 +250,15 @@ def main(argv: list[str] | None = None) -> None:
     fast = dict(FAST, compile=args.compile, checkpointing=args.checkpointing, compute_dtype="bfloat16" if args.bf16 else None)
     peaks = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}
     report = [f"batch {args.batch} x {args.length} tokens, {args.threads or torch.get_num_threads()} threads, {args.steps} timed steps"]
-    report.append(format_table(compare(args.backbones, args.batch, args.length, args.steps, args.threads, fast, peaks), peaks, fast))
+    if not args.skip_compare:
+        report.append(format_table(compare(args.backbones, args.batch, args.length, args.steps, args.threads, fast, peaks), peaks, fast))
+    if args.reservoir:
+        report += ["", "Output-only (reservoir) training on cached features, fpt-hf setting:",
+                   "| backbone | samples | feature extraction s (once) | cached epoch s | full FPT epoch s | speedup |", "|---|---|---|---|---|---|"]
+        for backbone in args.backbones:
+            r = run_worker({"backbone": backbone, "setting": fast, "mode": "reservoir", "batch": args.batch, "length": args.length,
+                            "steps": args.steps, "threads": args.threads})
+            report.append(f"| {backbone} | {r['samples']} | {r['extract_s']:.2f} | {r['cached_epoch_s']:.4f} | {r['full_epoch_s']:.2f} | {r['speedup']:.0f}x |")
     if args.scaling:
         report += ["", f"Scaling ({args.backbones[0]}, fpt-hf setting, training step):", scaling(args.backbones[0], args.lengths, args.batches, args.steps, args.threads, fast)]
     text = "\n".join(report)

@@ -97,8 +97,11 @@ class FPTModel(FPTPreTrainedModel):
         self.config.backbone_fingerprint = fingerprint(frozen)
         dtype = self.compute_dtype
         if dtype is not None:  # frozen weights never update: keep them in the compute dtype only
-            for _, param in frozen:
-                param.data = param.data.to(dtype)
+            for name, param in frozen:
+                if groups[f"backbone.{name}"] != "norms":  # autocast runs norms in fp32, with fp32 weights
+                    param.data = param.data.to(dtype)
+                elif param.dtype != torch.float32:
+                    param.data = param.data.float()
         # saved: everything trained, plus FPT's own layers even when frozen (output_only's random input
         # layer cannot be rebuilt from the backbone reference)
         saved = {n for n, p in self.named_parameters() if p.requires_grad or not n.startswith("backbone.")}

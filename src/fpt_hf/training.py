@@ -38,6 +38,10 @@ class FPTArguments:
     num_backbone_layers: int | None = field(default=None, metadata={"help": "use only the first N blocks"})
     learned_positions: int | None = field(default=None, metadata={"help": "extra learned position table (RoPE backbones)"})
     lstm_hidden_size: int = field(default=768, metadata={"help": "hidden size of the LSTM baseline"})
+    compute_dtype: str = field(
+        default="auto",
+        metadata={"help": "backbone compute dtype: 'auto' (bfloat16 where the hardware has it), 'bfloat16', 'float32' (the paper)"},
+    )
     train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
@@ -66,6 +70,7 @@ def _preset(name: str, task_name: str) -> dict:
         "per_device_train_batch_size": recipe.batch_size,
         "per_device_eval_batch_size": 64,
         "max_grad_norm": 1.0,
+        "optim": "adamw_torch_fused",  # weight_decay 0: Adam, fused kernel
         "lr_scheduler_type": "constant",
         "weight_decay": 0.0,
         "warmup_steps": 0,
@@ -104,13 +109,25 @@ def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArg
     return fpt_args, training_args
 
 
-def build_model(task, args: FPTArguments) -> PreTrainedModel:
+def resolve_compute_dtype(name: str, use_cpu: bool = False) -> str | None:
+    """'auto' -> 'bfloat16' where this machine computes in bf16 natively (recent GPUs; CPUs with AVX512-BF16/AMX)."""
+    if name not in ("auto", "bfloat16", "float16", "float32"):
+        raise ValueError(f"compute_dtype must be 'auto', 'bfloat16', 'float16' or 'float32', got {name!r}.")
+    if name != "auto":
+        return None if name == "float32" else name
+    if torch.cuda.is_available() and not use_cpu:
+        return "bfloat16" if torch.cuda.is_bf16_supported() else None
+    return "bfloat16" if torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported() else None
+
+
+def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedModel:
     """The model for `args.method`: an `FPTModel` with that policy, or the LSTM baseline."""
     spec = task.model_kwargs()
     if args.method == "lstm":
         return LSTMBaseline(LSTMConfig(hidden_size=args.lstm_hidden_size, **spec))
     return FPTModel.from_pretrained(
-        args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions, **spec
+        args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions,
+        compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu), **spec,
     )
 
 
@@ -177,7 +194,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     task = get_task(args.task)
     set_seed(training_args.seed)
     start = time.time()
-    model = build_model(task, args)
+    model = build_model(task, args, use_cpu=training_args.use_cpu)
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length)
     push = training_args.push_to_hub
@@ -208,6 +225,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "trainable_parameters": trainable,
         "total_parameters": sum(p.numel() for p in model.parameters()),
         "num_backbone_layers": args.num_backbone_layers,
+        "compute_dtype": getattr(model.config, "compute_dtype", None),
         "wall_time_s": round(time.time() - start, 1),
         "world_size": training_args.world_size,
         "hardware": hardware(),

@@ -1,0 +1,27 @@
+"""The benchmark's measurements on a tiny backbone (the numbers themselves are in the README)."""
+
+from fpt_hf.benchmark import FAST, REFERENCE, main, worker
+
+
+def _spec(backbone, setting, mode):
+    return {"backbone": backbone, "setting": setting, "mode": mode, "batch": 4, "length": 16, "steps": 1, "threads": 1}
+
+
+def test_frozen_weights_cost_no_weight_gradient_flops(gpt2_dir):
+    train = worker(_spec(gpt2_dir, REFERENCE, "train"))
+    inference = worker(_spec(gpt2_dir, REFERENCE, "inference"))
+    # forward + input-gradient matmuls only: ~2x the forward (a fully trained model needs ~3x)
+    assert 1.8 < train["flops_per_step"] / inference["flops_per_step"] < 2.3
+    fast = worker(_spec(gpt2_dir, FAST, "train"))
+    # same math in other dtypes; FlopCounterMode counts SDPA and eager attention's bmm slightly differently
+    assert 0.8 < fast["flops_per_step"] / train["flops_per_step"] <= 1.0
+    assert train["samples_per_s"] > 0 and train["peak_rss_mb"] > 0
+
+
+def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
+    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--reservoir",
+          "--output", str(tmp_path / "bench.md")])
+    out = capsys.readouterr().out
+    assert "| train | samples/s |" in out and "| inference | peak RSS MB |" in out and "% of bf16" in out
+    assert "cached epoch s" in out
+    assert (tmp_path / "bench.md").read_text().strip() == out.strip()
