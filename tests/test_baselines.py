@@ -28,3 +28,15 @@ def test_lstm_padding_and_save_round_trip(tmp_path):
     loaded = LSTMBaseline.from_pretrained(tmp_path / "lstm").eval()
     with torch.no_grad():
         assert torch.equal(loaded(inputs=ids).logits, model(inputs=ids).logits)
+
+
+def test_lstm_bad_specs():
+    import pytest
+
+    with pytest.raises(ValueError, match="exactly one of input_dim"):
+        LSTMConfig(input_dim=3, vocab_size=5)
+    with pytest.raises(ValueError, match="needs input_dim"):
+        LSTMBaseline(LSTMConfig(num_labels=2))
+    model = LSTMBaseline(LSTMConfig(input_dim=3, num_labels=2, hidden_size=8))
+    with pytest.raises(ValueError, match=r"shape \(batch, seq_len, 3\)"):
+        model(inputs=torch.randn(1, 4, 5))

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_fpt import OUTPUT_MODES
+from .configuration_fpt import check_io_spec
 from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
 
 
@@ -35,10 +35,7 @@ class LSTMConfig(PretrainedConfig):
         validate_inputs: bool = True,
         **kwargs,
     ):
-        if (input_dim is None) == (vocab_size is None):
-            raise ValueError(f"Give exactly one of input_dim and vocab_size; got input_dim={input_dim}, vocab_size={vocab_size}.")
-        if output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {list(OUTPUT_MODES)}, got {output_mode!r}.")
+        check_io_spec(input_dim, vocab_size, output_mode)
         self.input_dim = input_dim
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -64,6 +61,8 @@ class LSTMBaseline(PreTrainedModel):
 
     def __init__(self, config: LSTMConfig):
         super().__init__(config)
+        if config.input_dim is None and config.vocab_size is None:
+            raise ValueError("LSTMConfig needs input_dim (continuous tokens) or vocab_size (token ids).")
         h = config.hidden_size
         self.input_layer = nn.Embedding(config.vocab_size, h) if config.vocab_size else nn.Linear(config.input_dim, h)
         self.lstms = nn.ModuleList([nn.LSTM(h, h, batch_first=True) for _ in range(config.num_layers)])

@@ -32,6 +32,20 @@ OUTPUT_MODES = ("last", "first", "mean", "tokens")
 COMPUTE_DTYPES = (None, "float32", "bfloat16", "float16")
 
 
+def check_io_spec(input_dim: int | None, vocab_size: int | None, output_mode: str) -> None:
+    """Validate the input/output fields FPT models and their baselines share."""
+    if input_dim is not None and vocab_size is not None:
+        raise ValueError(
+            f"Give exactly one of input_dim (continuous tokens) and vocab_size (token ids); got "
+            f"input_dim={input_dim} and vocab_size={vocab_size}."
+        )
+    for name, value in (("input_dim", input_dim), ("vocab_size", vocab_size)):
+        if value is not None and (not isinstance(value, int) or value < 1):
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+    if output_mode not in OUTPUT_MODES:
+        raise ValueError(f"output_mode must be one of {list(OUTPUT_MODES)}, got {output_mode!r}.")
+
+
 class FPTConfig(PretrainedConfig):
     r"""Configuration of a Frozen Pretrained Transformer.
 
@@ -96,16 +110,7 @@ class FPTConfig(PretrainedConfig):
             if model_type is None:
                 raise ValueError("backbone_config dict needs a 'model_type' key.")
             backbone_config = AutoConfig.for_model(model_type, **backbone_config)
-        if input_dim is not None and vocab_size is not None:
-            raise ValueError(
-                f"Give exactly one of input_dim (continuous tokens) and vocab_size (token ids); got "
-                f"input_dim={input_dim} and vocab_size={vocab_size}."
-            )
-        for name, value in (("input_dim", input_dim), ("vocab_size", vocab_size)):
-            if value is not None and (not isinstance(value, int) or value < 1):
-                raise ValueError(f"{name} must be a positive int, got {value!r}.")
-        if output_mode not in OUTPUT_MODES:
-            raise ValueError(f"output_mode must be one of {list(OUTPUT_MODES)}, got {output_mode!r}.")
+        check_io_spec(input_dim, vocab_size, output_mode)
         if policy is None:
             policy = "custom" if trainable_groups is not None else "fpt"
         if policy == "custom":
