@@ -336,3 +336,15 @@ def test_bf16_compute_with_frozen_norms(family, tiny_backbone_dirs):
     out = model(inputs=torch.randn(2, 5, 4), labels=torch.tensor([0, 1]))
     out.loss.backward()
     assert torch.isfinite(out.logits).all() and model.head.proj.weight.grad is not None
+
+
+def test_backbone_attention_implementation_is_configurable(gpt2_dir, tmp_path):
+    eager = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, backbone_attn_implementation="eager").eval()
+    sdpa = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, backbone_attn_implementation="sdpa").eval()
+    sdpa.load_state_dict(eager.trainable_state_dict(), strict=False)
+    assert eager.backbone.config._attn_implementation == "eager" and sdpa.backbone.config._attn_implementation == "sdpa"
+    x = torch.randn(2, 6, 4)
+    with torch.no_grad():
+        torch.testing.assert_close(eager(inputs=x).logits, sdpa(inputs=x).logits, atol=1e-5, rtol=1e-4)
+    eager.save_pretrained(tmp_path / "ckpt")
+    assert FPTModel.from_pretrained(tmp_path / "ckpt").backbone.config._attn_implementation == "eager"

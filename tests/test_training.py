@@ -69,6 +69,11 @@ def test_preset_defaults_are_overridden_by_flags():
     assert resolve_compute_dtype("float32") is None and resolve_compute_dtype("bfloat16") == "bfloat16"
     with pytest.raises(ValueError, match="compute_dtype must be 'auto'"):
         resolve_compute_dtype("fp8")
+    from fpt_hf.training import resolve_attn_implementation
+
+    assert resolve_attn_implementation("auto", 64, use_cpu=True) == "eager"
+    assert resolve_attn_implementation("auto", 1024, use_cpu=True) == "sdpa"
+    assert resolve_attn_implementation("sdpa", 64, use_cpu=True) == "sdpa"
 
 
 class _Crash(TrainerCallback):

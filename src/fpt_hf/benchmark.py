@@ -19,7 +19,7 @@ import time
 import torch
 
 REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False, "checkpointing": False}
-FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "sdpa", "optimizer": "fused", "compile": False, "checkpointing": False}
+FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": False}
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
@@ -46,7 +46,7 @@ def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 1
     else:
         model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, policy=policy,
                                          compute_dtype=setting["compute_dtype"])
-    model.backbone.set_attn_implementation(setting["attn"])
+    model.backbone.set_attn_implementation(setting["attn"])  # "auto" is resolved by the worker
     if setting["checkpointing"]:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model
@@ -67,6 +67,10 @@ def worker(spec: dict) -> dict:
     if spec.get("threads"):
         torch.set_num_threads(spec["threads"])
     setting, batch, length, steps = spec["setting"], spec["batch"], spec["length"], spec["steps"]
+    from .training import resolve_attn_implementation
+
+    setting = dict(setting, attn=resolve_attn_implementation(setting["attn"], length, use_cpu=not torch.cuda.is_available()))
+    spec = dict(spec, setting=setting)
     if spec["mode"] == "reservoir":
         return reservoir_worker(spec)
     model = build(spec["backbone"], setting)

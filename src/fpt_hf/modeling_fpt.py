@@ -48,6 +48,8 @@ class FPTModel(FPTPreTrainedModel):
                 num_layers=config.num_backbone_layers,
                 dtype=_storage_dtype(config),
             )
+        if config.backbone_attn_implementation:
+            backbone.set_attn_implementation(config.backbone_attn_implementation)
         hidden = backbone.config.hidden_size
         if config.is_discrete:
             self.input_layer = nn.Embedding(config.vocab_size, hidden)
