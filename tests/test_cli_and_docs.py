@@ -8,10 +8,10 @@ from pathlib import Path
 import datasets
 import numpy as np
 import pytest
+from test_training import _patch_hub
 
 from fpt_hf.cli import main as cli
 from fpt_hf.tasks import list_tasks
-from test_training import _patch_hub
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -4,11 +4,11 @@ import os
 
 import pytest
 import torch
+from tiny_backbones import TINY_FAMILIES, save_tiny_backbone
 from torch import nn
 from transformers import AutoModel, GPT2Config, GPT2Model
 
 from fpt_hf import FPTConfig, FPTModel
-from tiny_backbones import TINY_FAMILIES, save_tiny_backbone
 
 FAMILIES = sorted(TINY_FAMILIES)
 

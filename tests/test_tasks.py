@@ -1,13 +1,12 @@
 """The seven tasks against independent computations, and on the real data when it is present."""
 
 import itertools
-import random
 
 import numpy as np
 import pytest
 import torch
-
 from conftest import SHARED_DATA
+
 from fpt_hf.collator import FPTDataCollator
 from fpt_hf.tasks import get_task, list_tasks
 from fpt_hf.tasks.images import augment, patchify

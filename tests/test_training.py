@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import SHARED_DATA
 from transformers import TrainerCallback
 
-from conftest import SHARED_DATA
 from fpt_hf import FPTModel
 from fpt_hf.training import main, parse_args, run_training
 

@@ -166,8 +166,3 @@ class FPTConfig(PretrainedConfig):
     @property
     def is_discrete(self) -> bool:
         return self.vocab_size is not None
-
-    @property
-    def saves_full_model(self) -> bool:
-        """Whether checkpoints must hold the backbone too (its pretrained weights change in training)."""
-        return any(g in self.trainable_groups for g in ("attention", "mlp", "other"))

@@ -8,7 +8,6 @@ from huggingface_hub import CommitOperationAdd, HfApi
 
 from .tasks import get_task
 
-
 FIRST_CONFIG = "bit_xor"  # the first `configs:` entry of task_datasets/README.md (small, generated)
 
 

@@ -48,7 +48,6 @@ class FPTArguments:
     train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
-    hub_push_only_main: bool = field(default=True, metadata={"help": "push from the main process only"})
 
     def __post_init__(self):
         get_task(self.task)  # unknown task -> clear error
