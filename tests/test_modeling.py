@@ -348,3 +348,14 @@ def test_backbone_attention_implementation_is_configurable(gpt2_dir, tmp_path):
         torch.testing.assert_close(eager(inputs=x).logits, sdpa(inputs=x).logits, atol=1e-5, rtol=1e-4)
     eager.save_pretrained(tmp_path / "ckpt")
     assert FPTModel.from_pretrained(tmp_path / "ckpt").backbone.config._attn_implementation == "eager"
+
+
+def test_unused_token_table_is_freed_unless_kept(gpt2_dir):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2)
+    kept = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, keep_token_embeddings=True)
+    assert model.backbone.wte.weight.numel() == 0 and kept.backbone.wte.weight.shape == (101, 32)
+    assert model.config.backbone_fingerprint == kept.config.backbone_fingerprint
+    kept.load_state_dict(model.trainable_state_dict(), strict=False)
+    x = torch.randn(2, 5, 4)
+    with torch.no_grad():
+        assert torch.equal(model.eval()(inputs=x).logits, kept.eval()(inputs=x).logits)

@@ -76,6 +76,7 @@ class FPTConfig(PretrainedConfig):
         compute_dtype (`str`, *optional*): `"bfloat16"` or `"float16"` runs the backbone under autocast with its
             frozen weights stored in that dtype (no fp32 copy: they never update); trainable tensors, the
             input layer and the head stay fp32. `None` (default) is the paper's fp32.
+        keep_token_embeddings (`bool`): keep the backbone's token table in memory (default: freed, it is unused).
         backbone_attn_implementation (`str`, *optional*): `"sdpa"`, `"eager"`, ... for the backbone's attention
             (default: transformers' choice). On CPUs, eager bf16 attention beats SDPA for short sequences.
     """
@@ -105,6 +106,7 @@ class FPTConfig(PretrainedConfig):
         backbone_fingerprint: str | None = None,
         compute_dtype: str | None = None,
         backbone_attn_implementation: str | None = None,
+        keep_token_embeddings: bool = False,
         **kwargs,
     ):
         if isinstance(backbone_config, dict):
@@ -142,6 +144,7 @@ class FPTConfig(PretrainedConfig):
             raise ValueError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}.")
         self.compute_dtype = compute_dtype
         self.backbone_attn_implementation = backbone_attn_implementation
+        self.keep_token_embeddings = keep_token_embeddings
         self.backbone = backbone
         self.backbone_config = backbone_config
         self.input_dim = input_dim

@@ -64,6 +64,8 @@ class FPTModel(FPTPreTrainedModel):
         config.backbone_config = backbone.config
         self._backbone_takes_position_ids = "position_ids" in inspect.signature(backbone.forward).parameters
         self.apply_policy()
+        if not config.keep_token_embeddings:
+            self.release_token_embeddings()
 
     # ------------------------------------------------------------------ weights and freezing
     def _init_weights(self, module: nn.Module) -> None:
@@ -94,7 +96,8 @@ class FPTModel(FPTPreTrainedModel):
             param.requires_grad_(groups[name] in trainable)
             if param.requires_grad and param.dtype != torch.float32:
                 param.data = param.data.float()  # trainable tensors keep fp32 master weights
-        frozen = [(n, p) for n, p in self.backbone.named_parameters() if not p.requires_grad]
+        # the fingerprint covers the frozen weights the heads depend on (not the unused token table)
+        frozen = [(n, p) for n, p in self.backbone.named_parameters() if not p.requires_grad and groups[f"backbone.{n}"] != "token_embeddings"]
         self.config.backbone_fingerprint = fingerprint(frozen)
         dtype = self.compute_dtype
         if dtype is not None:  # frozen weights never update: keep them in the compute dtype only
@@ -109,6 +112,11 @@ class FPTModel(FPTPreTrainedModel):
         ignored = {key for key in self.state_dict() if key not in saved}
         self._keys_to_ignore_on_save = ignored
         self._keys_to_ignore_on_load_missing = {re.escape(key) + "$" for key in ignored}
+
+    def release_token_embeddings(self) -> None:
+        """Free the LM's token table: FPT feeds `inputs_embeds`, so it is never read (GPT-2: 38.6M parameters)."""
+        table = self.backbone.get_input_embeddings()
+        table.weight = nn.Parameter(table.weight.new_empty(0, table.weight.shape[1]), requires_grad=False)
 
     def trainable_state_dict(self) -> dict[str, torch.Tensor]:
         return {k: v for k, v in self.state_dict().items() if k not in self._keys_to_ignore_on_save}
