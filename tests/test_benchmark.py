@@ -19,9 +19,10 @@ def test_frozen_weights_cost_no_weight_gradient_flops(gpt2_dir):
 
 
 def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
-    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--reservoir",
+    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--reservoir", "--checkpointing",
           "--output", str(tmp_path / "bench.md")])
     out = capsys.readouterr().out
     assert "| train | samples/s |" in out and "| inference | peak RSS MB |" in out and "% of bf16" in out
+    assert "fpt-hf + checkpointing" in out
     assert "cached epoch s" in out
     assert (tmp_path / "bench.md").read_text().strip() == out.strip()
