@@ -104,19 +104,32 @@ def test_heads_only_trainer_checkpoints(gpt2_dir, tmp_path):
     assert set(saved) == {n for n, p in model.named_parameters() if p.requires_grad}
 
 
-def _one_step_loss_and_params(gpt2_dir, tmp_path, batch, accumulation):
+def _one_step_loss_and_params(gpt2_dir, tmp_path, batch, accumulation, *extra):
     model_holder = {}
 
     class Grab(TrainerCallback):
         def on_train_end(self, args, state, control, model=None, **kwargs):
             model_holder["params"] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
             model_holder["loss"] = state.log_history[0]["loss"]
+            model_holder["checkpointing"] = any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
 
     args = _args(tmp_path, gpt2_dir, "--max_steps", "1", "--per_device_train_batch_size", str(batch), "--gradient_accumulation_steps",
                  str(accumulation), "--logging_steps", "1", "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false",
-                 "--train_size", "64", "--max_grad_norm", "0", "--dataloader_drop_last", "true", method="fpt")
+                 "--train_size", "64", "--max_grad_norm", "0", "--dataloader_drop_last", "true", *extra, method="fpt")
     run_training(*parse_args(args), callbacks=[Grab()])
     return model_holder
+
+
+def test_gradient_checkpointing_gives_the_same_step(gpt2_dir, tmp_path):
+    plain = _one_step_loss_and_params(gpt2_dir, tmp_path / "plain", 16, 1, "--compute_dtype", "float32")
+    recomputed = _one_step_loss_and_params(gpt2_dir, tmp_path / "ckpt", 16, 1, "--compute_dtype", "float32", "--gradient_checkpointing", "true")
+    assert recomputed["checkpointing"] and not plain["checkpointing"]
+    assert recomputed["loss"] == pytest.approx(plain["loss"], rel=1e-6)
+    for name, value in plain["params"].items():
+        torch.testing.assert_close(recomputed["params"][name], value, atol=1e-6, rtol=1e-5)
+    _, long_task = parse_args(["--task", "cifar10_lra", "--preset", "cpu", "--use_cpu"])
+    _, short_task = parse_args(["--task", "mnist", "--preset", "cpu", "--use_cpu"])
+    assert long_task.gradient_checkpointing and not short_task.gradient_checkpointing
 
 
 def test_gradient_accumulation_does_not_scale_the_loss(gpt2_dir, tmp_path):

@@ -86,6 +86,8 @@ def _preset(name: str, task_name: str) -> dict:
         "load_best_model_at_end": True,
         "metric_for_best_model": "accuracy",
         "report_to": "tensorboard",
+        # long inputs: recompute activations in backward (SmolLM2 at 32 x 64: 0.27x memory, measured in fpt-hf bench)
+        "gradient_checkpointing": get_task(task_name).max_tokens >= 512,
     }
 
 
