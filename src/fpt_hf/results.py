@@ -66,7 +66,7 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
     tasks = list(dict.fromkeys(k[0] for k in keys))
     series = list(dict.fromkeys((k[1], k[2]) for k in keys))
     width = 0.8 / max(len(series), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 2 * len(tasks)), 4))
+    fig, ax = plt.subplots(figsize=(max(6, 2 * len(tasks)), 4.8))
     for i, (method, backbone) in enumerate(series):
         xs, means, stds = [], [], []
         for t, task in enumerate(tasks):
@@ -80,7 +80,7 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
     ax.set_xticks([t + width * (len(series) - 1) / 2 for t in range(len(tasks))], tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
