@@ -312,7 +312,7 @@ def test_zero_tokens_give_finite_gradients_on_rmsnorm_backbones(tiny_backbone_di
 def test_bf16_compute_keeps_frozen_weights_in_bf16_and_matches_fp32(gpt2_dir, tmp_path):
     fp32 = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3).eval()
     bf16 = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3, compute_dtype="bfloat16").eval()
-    bf16.load_state_dict(fp32.trainable_state_dict(), strict=False)
+    bf16.load_state_dict(fp32.heads_state_dict(), strict=False)
     for name, param in bf16.named_parameters():
         assert param.dtype == (torch.float32 if param.requires_grad else torch.bfloat16), name
     assert bf16.config.backbone_fingerprint == fp32.config.backbone_fingerprint
@@ -341,7 +341,7 @@ def test_bf16_compute_with_frozen_norms(family, tiny_backbone_dirs):
 def test_backbone_attention_implementation_is_configurable(gpt2_dir, tmp_path):
     eager = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, backbone_attn_implementation="eager").eval()
     sdpa = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, backbone_attn_implementation="sdpa").eval()
-    sdpa.load_state_dict(eager.trainable_state_dict(), strict=False)
+    sdpa.load_state_dict(eager.heads_state_dict(), strict=False)
     assert eager.backbone.config._attn_implementation == "eager" and sdpa.backbone.config._attn_implementation == "sdpa"
     x = torch.randn(2, 6, 4)
     with torch.no_grad():
@@ -355,7 +355,7 @@ def test_unused_token_table_is_freed_unless_kept(gpt2_dir):
     kept = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, keep_token_embeddings=True)
     assert model.backbone.wte.weight.numel() == 0 and kept.backbone.wte.weight.shape == (101, 32)
     assert model.config.backbone_fingerprint == kept.config.backbone_fingerprint
-    kept.load_state_dict(model.trainable_state_dict(), strict=False)
+    kept.load_state_dict(model.heads_state_dict(), strict=False)
     x = torch.randn(2, 5, 4)
     with torch.no_grad():
         assert torch.equal(model.eval()(inputs=x).logits, kept.eval()(inputs=x).logits)

@@ -118,7 +118,8 @@ class FPTModel(FPTPreTrainedModel):
         table = self.backbone.get_input_embeddings()
         table.weight = nn.Parameter(table.weight.new_empty(0, table.weight.shape[1]), requires_grad=False)
 
-    def trainable_state_dict(self) -> dict[str, torch.Tensor]:
+    def heads_state_dict(self) -> dict[str, torch.Tensor]:
+        """The tensors a checkpoint holds: everything trainable plus FPT's own (possibly frozen) layers."""
         return {k: v for k, v in self.state_dict().items() if k not in self._keys_to_ignore_on_save}
 
     def get_nb_trainable_parameters(self) -> tuple[int, int]:
@@ -219,7 +220,7 @@ class FPTModel(FPTPreTrainedModel):
         model = cls(config)
         _check_same_architecture(stored_backbone, model.backbone.config)
         state = _load_safetensors(reference, hub_kwargs)
-        expected = model.trainable_state_dict()
+        expected = model.heads_state_dict()
         missing = sorted(set(expected) - set(state))
         unexpected = sorted(set(state) - set(model.state_dict()))
         if missing or unexpected:
