@@ -209,6 +209,9 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     set_seed(training_args.seed)
     start = time.time()
     model = build_model(task, args, use_cpu=training_args.use_cpu)
+    if training_args.gradient_checkpointing and not model.supports_gradient_checkpointing:
+        logger.warning("%s does not support gradient checkpointing; training without it.", type(model).__name__)
+        training_args.gradient_checkpointing = False
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length)
     push = training_args.push_to_hub
