@@ -122,14 +122,14 @@ def _one_step_loss_and_params(gpt2_dir, tmp_path, batch, accumulation, *extra):
 
 def test_gradient_checkpointing_gives_the_same_step(gpt2_dir, tmp_path):
     plain = _one_step_loss_and_params(gpt2_dir, tmp_path / "plain", 16, 1, "--compute_dtype", "float32")
-    recomputed = _one_step_loss_and_params(gpt2_dir, tmp_path / "ckpt", 16, 1, "--compute_dtype", "float32", "--gradient_checkpointing", "true")
+    recomputed = _one_step_loss_and_params(gpt2_dir, tmp_path / "ckpt", 16, 1, "--compute_dtype", "float32", "--activation_checkpointing", "true")
     assert recomputed["checkpointing"] and not plain["checkpointing"]
     assert recomputed["loss"] == pytest.approx(plain["loss"], rel=1e-6)
     for name, value in plain["params"].items():
         torch.testing.assert_close(recomputed["params"][name], value, atol=1e-6, rtol=1e-5)
     _, long_task = parse_args(["--task", "cifar10_lra", "--preset", "cpu", "--use_cpu"])
     _, short_task = parse_args(["--task", "mnist", "--preset", "cpu", "--use_cpu"])
-    assert long_task.gradient_checkpointing and not short_task.gradient_checkpointing
+    assert long_task.activation_checkpointing and not short_task.activation_checkpointing
 
 
 def test_gradient_accumulation_does_not_scale_the_loss(gpt2_dir, tmp_path):

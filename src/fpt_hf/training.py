@@ -87,7 +87,7 @@ def _preset(name: str, task_name: str) -> dict:
         "metric_for_best_model": "accuracy",
         "report_to": "tensorboard",
         # long inputs: recompute activations in backward (SmolLM2 at 32 x 64: 0.27x memory, measured in fpt-hf bench)
-        "gradient_checkpointing": get_task(task_name).max_tokens >= 512,
+        "activation_checkpointing": get_task(task_name).max_tokens >= 512,
     }
 
 
@@ -209,9 +209,9 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     set_seed(training_args.seed)
     start = time.time()
     model = build_model(task, args, use_cpu=training_args.use_cpu)
-    if training_args.gradient_checkpointing and not model.supports_gradient_checkpointing:
-        logger.warning("%s does not support gradient checkpointing; training without it.", type(model).__name__)
-        training_args.gradient_checkpointing = False
+    if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
+        logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
+        training_args.activation_checkpointing = False
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length)
     push = training_args.push_to_hub
