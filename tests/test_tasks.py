@@ -260,3 +260,13 @@ def test_model_kwargs_build_a_model(name, gpt2_dir, tmp_path, monkeypatch):
     model = FPTModel.from_pretrained(gpt2_dir, **task.model_kwargs())
     assert model.config.num_labels == task.num_labels
     assert task.recipe.learning_rate in (1e-3, 1e-4)
+
+
+def test_load_options_check_what_the_task_supports():
+    assert get_task("listops").load_options(seed=3, train_size=10, max_length=1024) == {"seed": 3, "sizes": {"train": 10}, "max_length": 1024}
+    assert get_task("remote_homology").load_options(seed=3) == {}  # not seeded
+    assert get_task("mnist").load_options(max_length=64) == {}  # fits: nothing to truncate
+    with pytest.raises(ValueError, match="train_size applies to generated tasks; mnist has a fixed training set"):
+        get_task("mnist").load_options(train_size=10)
+    with pytest.raises(ValueError, match="cifar10_lra needs 1024 tokens but the model takes at most 512"):
+        get_task("cifar10_lra").load_options(max_length=512)

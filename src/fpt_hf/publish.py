@@ -14,11 +14,7 @@ FIRST_CONFIG = "bit_xor"  # the first `configs:` entry of task_datasets/README.m
 def task_dataset(name: str, data_dir: str | None = None, train_size: int | None = None):
     """A task's splits in their published, model-ready form (images as unaugmented patch tokens)."""
     task = get_task(name)
-    options = {}
-    if train_size is not None:
-        if not task.generated:
-            raise ValueError(f"train_size applies to generated tasks; {name} has a fixed training set.")
-        options["sizes"] = {"train": train_size}
+    options = task.load_options(train_size=train_size)
     if name in ("mnist", "cifar10", "cifar10_lra"):
         options["materialize"] = True
     return task.load(data_dir, **options)

@@ -147,15 +147,8 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
 
 def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None):
     """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows."""
-    options = {"seed": seed} if task.seeded else {}
-    if args.train_size is not None:
-        if not task.generated:
-            raise ValueError(f"--train_size applies to generated tasks; {task.name} has a fixed training set.")
-        options["sizes"] = {"train": args.train_size}
-    if max_length is not None and task.max_tokens > max_length:
-        if not task.truncatable:
-            raise ValueError(f"{task.name} needs {task.max_tokens} tokens but the model takes at most {max_length}.")
-        options["max_length"] = max_length
+    options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length)
+    if "max_length" in options:
         logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
     return task.load(args.data_dir, **options)
 

@@ -37,6 +37,19 @@ class Task:
     generated: bool = False  # load() takes sizes= (the data is generated)
     truncatable: bool = False  # load() takes max_length= (sequences may be cut)
 
+    def load_options(self, seed: int | None = None, train_size: int | None = None, max_length: int | None = None) -> dict:
+        """Keyword arguments for `load` from the generic knobs, checked against what this task supports."""
+        options = {"seed": seed} if seed is not None and self.seeded else {}
+        if train_size is not None:
+            if not self.generated:
+                raise ValueError(f"train_size applies to generated tasks; {self.name} has a fixed training set.")
+            options["sizes"] = {"train": train_size}
+        if max_length is not None and self.max_tokens > max_length:
+            if not self.truncatable:
+                raise ValueError(f"{self.name} needs {self.max_tokens} tokens but the model takes at most {max_length}.")
+            options["max_length"] = max_length
+        return options
+
     def load(self, data_dir: str | None = None, **options) -> DatasetDict:
         """The task's data as a `DatasetDict` whose rows hold `inputs` and `labels` (model-ready)."""
         raise NotImplementedError
