@@ -270,3 +270,13 @@ def test_load_options_check_what_the_task_supports():
         get_task("mnist").load_options(train_size=10)
     with pytest.raises(ValueError, match="cifar10_lra needs 1024 tokens but the model takes at most 512"):
         get_task("cifar10_lra").load_options(max_length=512)
+
+
+@needs_mnist
+def test_published_images_are_the_unaugmented_tokens():
+    from fpt_hf.publish import task_dataset
+
+    published = task_dataset("mnist", SHARED_DATA / "mnist")["test"]
+    on_access = get_task("mnist").load(SHARED_DATA / "mnist")["test"]
+    np.testing.assert_allclose(published[:3]["inputs"], on_access[:3]["inputs"].numpy(), atol=1e-6)
+    assert published.features["inputs"].shape == (64, 16)

@@ -15,7 +15,7 @@ def task_dataset(name: str, data_dir: str | None = None, train_size: int | None 
     """A task's splits in their published, model-ready form (images as unaugmented patch tokens)."""
     task = get_task(name)
     options = task.load_options(train_size=train_size)
-    if name in ("mnist", "cifar10", "cifar10_lra"):
+    if task.materializable:
         options["materialize"] = True
     return task.load(data_dir, **options)
 

@@ -36,6 +36,7 @@ class Task:
     seeded: bool = True  # load() takes seed=
     generated: bool = False  # load() takes sizes= (the data is generated)
     truncatable: bool = False  # load() takes max_length= (sequences may be cut)
+    materializable: bool = False  # load() takes materialize= (tokens made on access; stored when True)
 
     def load_options(self, seed: int | None = None, train_size: int | None = None, max_length: int | None = None) -> dict:
         """Keyword arguments for `load` from the generic knobs, checked against what this task supports."""

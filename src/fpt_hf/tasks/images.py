@@ -69,6 +69,7 @@ class ImageTransform:
 
 
 class _ImageTask(Task):
+    materializable = True
     hub_id: str
     folder: str
     image_column: str
