@@ -23,6 +23,6 @@ def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
           "--output", str(tmp_path / "bench.md")])
     out = capsys.readouterr().out
     assert "| train | samples/s |" in out and "| inference | peak RSS MB |" in out and "% of bf16" in out
-    assert "fpt-hf + checkpointing" in out
+    assert "fpt-hf + full checkpointing" in out
     assert "cached epoch s" in out
     assert (tmp_path / "bench.md").read_text().strip() == out.strip()

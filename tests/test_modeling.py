@@ -359,3 +359,14 @@ def test_unused_token_table_is_freed_unless_kept(gpt2_dir):
     x = torch.randn(2, 5, 4)
     with torch.no_grad():
         assert torch.equal(model.eval()(inputs=x).logits, kept.eval()(inputs=x).logits)
+
+
+def test_embedded_backbone_names_never_ask_the_hub(monkeypatch):
+    from fpt_hf import modeling_fpt
+
+    def no_network(*args, **kwargs):
+        raise AssertionError(f"Hub lookup for {args[0]!r}")
+
+    monkeypatch.setattr(modeling_fpt, "cached_file", no_network)
+    assert not modeling_fpt._is_fpt_checkpoint("smollm2-135m", {})
+    assert not modeling_fpt._is_fpt_checkpoint("minilm-l6", {})

@@ -121,12 +121,14 @@ def _one_step_loss_and_params(gpt2_dir, tmp_path, batch, accumulation, *extra):
 
 
 def test_gradient_checkpointing_gives_the_same_step(gpt2_dir, tmp_path):
-    plain = _one_step_loss_and_params(gpt2_dir, tmp_path / "plain", 16, 1, "--compute_dtype", "float32")
-    recomputed = _one_step_loss_and_params(gpt2_dir, tmp_path / "ckpt", 16, 1, "--compute_dtype", "float32", "--activation_checkpointing", "true")
-    assert recomputed["checkpointing"] and not plain["checkpointing"]
-    assert recomputed["loss"] == pytest.approx(plain["loss"], rel=1e-6)
-    for name, value in plain["params"].items():
-        torch.testing.assert_close(recomputed["params"][name], value, atol=1e-6, rtol=1e-5)
+    plain = _one_step_loss_and_params(gpt2_dir, tmp_path / "plain", 16, 1, "--compute_dtype", "float32", "--selective_checkpointing", "false")
+    assert not plain["checkpointing"]
+    for mode, flags in {"selective (default)": (), "full": ("--activation_checkpointing", "true")}.items():
+        recomputed = _one_step_loss_and_params(gpt2_dir, tmp_path / mode, 16, 1, "--compute_dtype", "float32", *flags)
+        assert recomputed["checkpointing"], mode
+        assert recomputed["loss"] == pytest.approx(plain["loss"], rel=1e-6), mode
+        for name, value in plain["params"].items():
+            torch.testing.assert_close(recomputed["params"][name], value, atol=1e-6, rtol=1e-5, msg=f"{mode}: {name}")
     _, long_task = parse_args(["--task", "cifar10_lra", "--preset", "cpu", "--use_cpu"])
     _, short_task = parse_args(["--task", "mnist", "--preset", "cpu", "--use_cpu"])
     assert long_task.activation_checkpointing and not short_task.activation_checkpointing

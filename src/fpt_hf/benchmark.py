@@ -1,6 +1,6 @@
 """Speed and memory of FPT training and inference: the paper's recipe (fp32, eager attention, plain Adam)
-against fpt-hf's fast path (bf16 compute with bf16 frozen weights, SDPA, fused Adam, optional compile and
-gradient checkpointing), measured side by side in one run, each configuration in its own process so peak
+against fpt-hf's fast path (bf16 compute with bf16 frozen weights, SDPA, fused Adam, selective activation
+checkpointing, optional compile and full checkpointing), measured side by side in one run, each configuration in its own process so peak
 memory is its own.
 
     fpt-hf bench                                  # SmolLM2-135M and a GPT-2-small-sized backbone, batch 32 x 64
@@ -18,8 +18,9 @@ import time
 
 import torch
 
+# checkpointing: False, "selective" (recompute element-wise ops, keep matmul outputs) or "full" (recompute the blocks)
 REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False, "checkpointing": False}
-FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": False}
+FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": "selective"}
 
 
 def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
@@ -37,6 +38,7 @@ def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 1
     from transformers import GPT2Config
 
     from . import FPTConfig, FPTModel
+    from .checkpointing import selective_checkpointing_kwargs
 
     if backbone == "gpt2-small-random":  # GPT-2 small's shape (124M) with random weights: no Hub here
         groups = ["output"] if policy == "output_only" else ["input", "output", "positions", "norms"]
@@ -47,8 +49,10 @@ def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 1
         model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, policy=policy,
                                          compute_dtype=setting["compute_dtype"])
     model.backbone.set_attn_implementation(setting["attn"])  # "auto" is resolved by the worker
-    if setting["checkpointing"]:
-        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    if setting["checkpointing"] == "full":
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
+    elif setting["checkpointing"] == "selective":
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     return model
 
 
@@ -192,7 +196,7 @@ def compare(backbones, batch, length, steps, threads, settings: list[dict]) -> l
         for mode in ("train", "inference"):
             spec = {"backbone": backbone, "mode": mode, "batch": batch, "length": length, "steps": steps, "threads": threads}
             ref = run_worker(dict(spec, setting=REFERENCE))
-            variants = [(st["name"], run_worker(dict(spec, setting=st))) for st in settings if mode == "train" or not st["checkpointing"]]
+            variants = [(st["name"], run_worker(dict(spec, setting=st))) for st in settings if mode == "train" or st["checkpointing"] != "full"]
             rows.append({"backbone": backbone, "mode": mode, "reference": ref, "variants": variants})
     return rows
 
@@ -234,7 +238,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fast path in fp32 (opt-out)")
-    parser.add_argument("--checkpointing", action="store_true", help="also measure the fast path with gradient checkpointing")
+    parser.add_argument("--checkpointing", action="store_true", help="also measure the fast path with full activation checkpointing")
+    parser.add_argument("--no-selective", dest="selective", action="store_false",
+                        help="fast path without selective checkpointing (opt-out; default keeps matmul outputs, recomputes the rest)")
     parser.add_argument("--scaling", action="store_true", help="step time / memory vs sequence length and batch size")
     parser.add_argument("--lengths", nargs="*", type=int, default=[64, 128, 256, 512, 1024])
     parser.add_argument("--batches", nargs="*", type=int, default=[8, 16, 32])
@@ -247,8 +253,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     if args.threads:
         torch.set_num_threads(args.threads)
-    fast = dict(FAST, compile=args.compile, compute_dtype="bfloat16" if args.bf16 else None)
-    settings = [fast] + ([dict(fast, name="fpt-hf + checkpointing", checkpointing=True)] if args.checkpointing else [])
+    fast = dict(FAST, compile=args.compile, compute_dtype="bfloat16" if args.bf16 else None, checkpointing="selective" if args.selective else False)
+    settings = [fast] + ([dict(fast, name="fpt-hf + full checkpointing", checkpointing="full")] if args.checkpointing else [])
     report = [f"batch {args.batch} x {args.length} tokens, {args.threads or torch.get_num_threads()} threads, {args.steps} timed steps"]
     if not args.skip_compare:
         report.append(format_table(compare(args.backbones, args.batch, args.length, args.steps, args.threads, settings), settings))

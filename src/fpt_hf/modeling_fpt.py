@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import os
 import re
 
 import torch
@@ -12,7 +13,7 @@ from torch import nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import cached_file
 
-from .backbones import classify_parameters, fingerprint, load_backbone, load_backbone_config, max_positions
+from .backbones import EMBEDDED_BACKBONES, classify_parameters, fingerprint, load_backbone, load_backbone_config, max_positions
 from .configuration_fpt import FPTConfig
 from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
 
@@ -252,6 +253,8 @@ def _storage_dtype(config: FPTConfig) -> torch.dtype:
 
 
 def _is_fpt_checkpoint(reference: str, hub_kwargs: dict) -> bool:
+    if reference in EMBEDDED_BACKBONES and not os.path.isdir(reference):
+        return False  # an embedded backbone name: no Hub request
     try:
         config_file = cached_file(reference, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
     except (OSError, ValueError):

@@ -17,6 +17,7 @@ import torch
 from transformers import HfArgumentParser, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
 
 from .baselines import LSTMBaseline, LSTMConfig
+from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .tasks import get_task, list_tasks
@@ -44,6 +45,11 @@ class FPTArguments:
     compute_dtype: str = field(
         default="auto",
         metadata={"help": "backbone compute dtype: 'auto' (bfloat16 where the hardware has it), 'bfloat16', 'float32' (the paper)"},
+    )
+    selective_checkpointing: bool = field(
+        default=True,
+        metadata={"help": "recompute element-wise ops (norms, softmax, activations) in backward and keep matmul outputs: "
+                          "less activation memory at about the same speed; full --activation_checkpointing takes precedence"},
     )
     train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
@@ -205,6 +211,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
         logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
         training_args.activation_checkpointing = False
+    elif args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing:
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length)
     push = training_args.push_to_hub
