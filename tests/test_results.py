@@ -21,6 +21,10 @@ def test_table_aggregates_seeds_and_shows_paper(tmp_path):
     assert f"| mnist | fpt | smollm2-135m | 3 | 1500 | {values.mean():.2f} ± {values.std(ddof=1):.2f} | 98.0 |" in table
     assert "| bit_xor | lstm | LSTM | 1 | 500 | 50.00 ± 0.00 | 50.1 |" in table
     assert table.index("bit_xor") < table.index("mnist")  # the paper's task order
+    _write(tmp_path, "mnist-fpt-smollm2-135m-25000steps-seed0.json", task="mnist", method="fpt", backbone="smollm2-135m", accuracy=0.99, steps=25000, seed=0)
+    table = markdown_table(collect(tmp_path))  # a longer run is its own row, not averaged with the short ones
+    assert "| mnist | fpt | smollm2-135m | 1 | 25000 | 99.00 ± 0.00 | 98.0 |" in table
+    assert f"| mnist | fpt | smollm2-135m | 3 | 1500 | {values.mean():.2f} ± {values.std(ddof=1):.2f} | 98.0 |" in table
     png = bar_chart(groups, tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

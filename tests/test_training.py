@@ -29,7 +29,9 @@ def test_bit_xor_reaches_100_percent(gpt2_dir, tmp_path):
     results = main(_args(tmp_path, gpt2_dir, "--max_steps", "300", "--learning_rate", "3e-3", "--per_device_train_batch_size", "32",
                          "--train_size", "2000", "--eval_steps", "100", "--save_steps", "100"))
     assert results["accuracy"] == 1.0
-    written = json.loads(next((tmp_path / "results").glob("bit_xor-full-*.json")).read_text())
+    (path,) = (tmp_path / "results").glob("*.json")
+    assert path.name == f"bit_xor-full-{os.path.basename(gpt2_dir)}-300steps-seed42.json"
+    written = json.loads(path.read_text())
     assert written["accuracy"] == 1.0 and written["steps"] == 300 and written["world_size"] == 1
     assert written["trainable_parameters"] > 0 and written["hardware"]["cpu_count"] >= 1
     # the saved best model reproduces the reported metric through the CLI's evaluate path

@@ -19,8 +19,8 @@ PAPER = {
 }
 
 
-def collect(results_dir: str | Path) -> dict[tuple[str, str, str], list[dict]]:
-    """(task, method, backbone label) -> the results of each seed."""
+def collect(results_dir: str | Path) -> dict[tuple[str, str, str, int], list[dict]]:
+    """(task, method, backbone label, steps) -> the results of each seed (runs of other lengths are other rows)."""
     groups = defaultdict(list)
     for path in sorted(Path(results_dir).glob("*.json")):
         result = json.loads(path.read_text())
@@ -29,27 +29,26 @@ def collect(results_dir: str | Path) -> dict[tuple[str, str, str], list[dict]]:
         backbone = "LSTM" if result["method"] == "lstm" else Path(str(result["backbone"])).name
         if result.get("num_backbone_layers"):
             backbone += f" (first {result['num_backbone_layers']} layers)"
-        groups[(result["task"], result["method"], backbone)].append(result)
+        groups[(result["task"], result["method"], backbone, result.get("steps") or 0)].append(result)
     return dict(groups)
 
 
 def _order(key):
-    task, method, backbone = key
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else 99, METHOD_ORDER.index(method) if method in METHOD_ORDER else 99, backbone)
+    task, method, backbone, steps = key
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else 99, METHOD_ORDER.index(method) if method in METHOD_ORDER else 99, backbone, steps)
 
 
 def markdown_table(groups: dict) -> str:
-    """One row per (task, method, backbone): mean +- std accuracy over seeds next to the paper's number."""
+    """One row per (task, method, backbone, steps): mean +- std accuracy over seeds next to the paper's number."""
     lines = ["| task | method | backbone | seeds | steps | accuracy % (mean ± std) | paper % |", "|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=_order):
-        task, method, backbone = key
+        task, method, backbone, steps = key
         runs = groups[key]
         accuracy = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
         std = accuracy.std(ddof=1) if len(accuracy) > 1 else 0.0
-        steps = sorted({r.get("steps") for r in runs})
         paper = PAPER.get(method, {}).get(task)
         lines.append(
-            f"| {task} | {method} | {backbone} | {len(runs)} | {'/'.join(map(str, steps))} | {accuracy.mean():.2f} ± {std:.2f} | "
+            f"| {task} | {method} | {backbone} | {len(runs)} | {steps} | {accuracy.mean():.2f} ± {std:.2f} | "
             f"{'' if paper is None else paper} |"
         )
     return "\n".join(lines) + "\n"
@@ -64,19 +63,19 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
 
     keys = sorted(groups, key=_order)
     tasks = list(dict.fromkeys(k[0] for k in keys))
-    series = list(dict.fromkeys((k[1], k[2]) for k in keys))
+    series = list(dict.fromkeys(k[1:] for k in keys))
     width = 0.8 / max(len(series), 1)
     fig, ax = plt.subplots(figsize=(max(6, 2 * len(tasks)), 4.8))
-    for i, (method, backbone) in enumerate(series):
+    for i, (method, backbone, steps) in enumerate(series):
         xs, means, stds = [], [], []
         for t, task in enumerate(tasks):
-            runs = groups.get((task, method, backbone))
+            runs = groups.get((task, method, backbone, steps))
             if runs:
                 acc = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
                 xs.append(t + i * width)
                 means.append(acc.mean())
                 stds.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=f"{method} ({backbone})")
+        ax.bar(xs, means, width, yerr=stds, capsize=3, label=f"{method} ({backbone}, {steps} steps)")
     ax.set_xticks([t + width * (len(series) - 1) / 2 for t in range(len(tasks))], tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)

@@ -254,7 +254,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)  # the best model (heads only for frozen policies)
         _write_json(Path(training_args.output_dir) / "results.json", results)
-        _write_json(Path(args.results_dir) / f"{task.name}-{args.method}-{_short(args.backbone, args)}-seed{training_args.seed}.json", results)
+        _write_json(Path(args.results_dir) / results_filename(task.name, args, results["steps"], training_args.seed), results)
         if push:
             from .hub import push_checkpoint
 
@@ -266,6 +266,11 @@ _RECORDED_ARGS = {
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_grad_norm",
     "lr_scheduler_type", "weight_decay", "optim", "bf16", "seed", "eval_steps",
 }
+
+
+def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json`: runs of other lengths or seeds do not overwrite it."""
+    return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
 
 
 def _short(backbone: str, args: FPTArguments) -> str:
