@@ -34,6 +34,52 @@ def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float
     return 2 * size**3 * repeats / (time.perf_counter() - start)
 
 
+class HeldActivations:
+    """Counts the bytes a forward pass leaves alive for the backward: every tensor an op creates is tracked by
+    a weak reference to its storage; what is still alive after the forward is what autograd (or a checkpoint
+    cache) holds. Exact and immune to allocator noise, unlike peak RSS.
+
+        with HeldActivations() as held:
+            loss = model(**batch).loss
+        held.megabytes()
+    """
+
+    def __enter__(self):
+        from torch.multiprocessing.reductions import StorageWeakRef
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils._pytree import tree_flatten
+
+        storages = self.storages = {}
+
+        class Track(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+                out = func(*args, **(kwargs or {}))
+                # an output sharing an input's storage is a view (a weight's transpose is the weight, not new memory)
+                inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
+                for t in tree_flatten(out)[0]:
+                    if isinstance(t, torch.Tensor) and t.device.type != "meta" and t.untyped_storage().nbytes():
+                        storage = t.untyped_storage()
+                        if storage.data_ptr() in inputs:
+                            continue
+                        known = storages.get(storage.data_ptr())
+                        if known is None or known[0].expired():  # new, or a freed block's address reused
+                            storages[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
+                return out
+
+        self._mode = Track()
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        self._mode.__exit__(*exc)
+
+    def bytes(self) -> int:
+        return sum(size for ref, size in self.storages.values() if not ref.expired())
+
+    def megabytes(self) -> float:
+        return self.bytes() / 2**20
+
+
 def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 10, policy: str = "fpt"):
     from transformers import GPT2Config
 
@@ -112,6 +158,12 @@ def worker(spec: dict) -> dict:
     with FlopCounterMode(display=False) as counter:
         step()
     result["flops_per_step"] = counter.get_total_flops()
+    if spec["mode"] == "train":
+        with HeldActivations() as held:
+            loss = model(inputs=x, labels=y).loss
+        result["held_mb"] = held.megabytes()
+        loss.backward()
+        optimizer.zero_grad(set_to_none=True)
     result["matmul_peak"] = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}  # same conditions
     _reset_peak_rss()  # from here on, the peak is what the steps themselves need (weights + activations)
     start = time.perf_counter()
@@ -211,6 +263,9 @@ def format_table(rows: list[dict], settings: list[dict]) -> str:
                                        ("achieved GFLOP/s", "flops_per_s", 1e-9, "{:.0f}")):
             cells = [f"{fmt.format(v[key] * scale)} | {v[key] / ref[key]:.2f}x" for _, v in row["variants"]]
             lines.append(f"| {row['backbone']} | {row['mode']} | {label} | {fmt.format(ref[key] * scale)} | " + " | ".join(cells) + " |")
+        if "held_mb" in ref:
+            cells = [f"{v['held_mb']:.0f} | {v['held_mb'] / ref['held_mb']:.2f}x" for _, v in row["variants"]]
+            lines.append(f"| {row['backbone']} | {row['mode']} | activations held for backward MB | {ref['held_mb']:.0f} | " + " | ".join(cells) + " |")
         cells = [f"{100 * v['flops_per_s'] / v['matmul_peak']['bfloat16']:.0f}% of bf16 |" for _, v in row["variants"]]
         lines.append(f"| {row['backbone']} | {row['mode']} | % of matmul peak (measured in the same process) | "
                      f"{100 * ref['flops_per_s'] / ref['matmul_peak']['float32']:.0f}% of fp32 | " + " | ".join(cells) + " |")
