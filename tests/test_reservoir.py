@@ -40,3 +40,19 @@ def test_caching_refuses_models_that_train_before_the_head(gpt2_dir):
     model = FPTModel.from_pretrained(gpt2_dir, input_dim=1, num_labels=2)
     with pytest.raises(ValueError, match="only when nothing before the head trains"):
         extract_features(model, [])
+
+
+def test_forward_on_cached_features_matches_and_checks(gpt2_dir):
+    model = FPTModel.from_pretrained(gpt2_dir, policy="output_only", input_dim=3, num_labels=4).eval()
+    x = torch.randn(5, 7, 3)
+    features, _ = extract_features(model, [{"inputs": row, "labels": 0} for row in x], batch_size=2)
+    torch.testing.assert_close(model(features=features).logits, model(inputs=x).logits)
+    with pytest.raises(ValueError, match="either `inputs` or cached `features`"):
+        model(inputs=x, features=features)
+    with pytest.raises(ValueError, match=r"shape \(batch, 32\), got \(5, 31\)"):
+        model(features=features[:, :31])
+    with pytest.raises(ValueError, match="needs `inputs`"):
+        model()
+    fpt = FPTModel.from_pretrained(gpt2_dir, input_dim=3, num_labels=4)
+    with pytest.raises(ValueError, match="exact only for output_only models"):
+        fpt(features=features)

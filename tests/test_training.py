@@ -248,3 +248,37 @@ def test_foreign_and_corrupt_checkpoints(gpt2_dir, tmp_path):
     model.save_pretrained(tmp_path / "mnist_model")
     with pytest.raises(ValueError, match="does not fit task 'bit_xor'"):
         evaluate_checkpoint(str(tmp_path / "mnist_model"), "bit_xor")
+
+
+def test_cached_features_train_the_same_head_as_the_backbone_path(gpt2_dir, tmp_path):
+    heads = {}
+
+    class Grab(TrainerCallback):
+        def on_train_end(self, args, state, control, model=None, **kwargs):
+            heads[args.output_dir] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+
+    flags = ("--max_steps", "20", "--per_device_train_batch_size", "8", "--train_size", "64", "--eval_steps", "10", "--save_steps", "10",
+             "--compute_dtype", "float32", "--seed", "3")
+    direct = run_training(*parse_args(_args(tmp_path / "direct", gpt2_dir, *flags, method="output_only")), callbacks=[Grab()])
+    cached = run_training(*parse_args(_args(tmp_path / "cached", gpt2_dir, *flags, "--cache_features", "true", method="output_only")),
+                          callbacks=[Grab()])
+    (a, b) = heads.values()
+    assert a.keys() == b.keys() == {"head.proj.weight", "head.proj.bias"}
+    step = {(run, n): FPTModel.from_pretrained(tmp_path / run / "out" / f"checkpoint-{n}").head.proj.weight for run in ("direct", "cached") for n in (10, 20)}
+    torch.testing.assert_close(step["cached", 20], step["direct", 20], rtol=1e-5, atol=1e-6)
+    assert not torch.equal(step["direct", 10], step["direct", 20])  # the head did train
+    for name in a:
+        torch.testing.assert_close(a[name], b[name], rtol=1e-5, atol=1e-6)
+    assert cached["accuracy"] == direct["accuracy"]
+    assert cached["metrics"]["test_loss"] == pytest.approx(direct["metrics"]["test_loss"], rel=1e-5)
+    # the saved checkpoint is a normal FPT checkpoint: it evaluates on raw inputs
+    from fpt_hf.training import evaluate_checkpoint
+
+    assert evaluate_checkpoint(str(tmp_path / "cached" / "out"), "bit_xor")["accuracy"] == cached["accuracy"]
+
+
+def test_cache_features_needs_output_only_and_no_augmentation():
+    with pytest.raises(ValueError, match="needs --method output_only"):
+        parse_args(["--task", "bit_xor", "--method", "fpt", "--cache_features", "true"])
+    with pytest.raises(ValueError, match="freeze one random augmentation"):
+        parse_args(["--task", "cifar10", "--method", "output_only", "--cache_features", "true"])

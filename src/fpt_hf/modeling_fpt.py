@@ -148,17 +148,24 @@ class FPTModel(FPTPreTrainedModel):
     # ------------------------------------------------------------------ forward
     def forward(
         self,
-        inputs: torch.Tensor,
+        inputs: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         output_hidden_states: bool = False,
+        features: torch.Tensor | None = None,
     ) -> SequenceModelOutput:
         r"""
         Args:
             inputs: `(batch, seq_len, input_dim)` floats, or `(batch, seq_len)` token ids for `vocab_size` models.
             attention_mask: `(batch, seq_len)`, 1 for real tokens and 0 for padding.
             labels: `(batch,)` class ids, or `(batch, num_output_tokens * predictions_per_token)` in tokens mode.
+            features: instead of `inputs`, the head's inputs cached by `fpt_hf.reservoir.extract_features`
+                (`policy="output_only"` only: nothing before the head trains, so they never change).
         """
+        if features is not None:
+            return self._forward_cached(features, inputs, labels)
+        if inputs is None:
+            raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
             validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
         embeds = self.input_layer(inputs)
@@ -179,6 +186,18 @@ class FPTModel(FPTPreTrainedModel):
         logits = self.head(pool(self.config, hidden.float(), attention_mask))
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
+
+    def _forward_cached(self, features, inputs, labels) -> SequenceModelOutput:
+        if inputs is not None:
+            raise ValueError("Pass either `inputs` or cached `features`, not both.")
+        if set(self.config.trainable_groups) != {"output"}:
+            raise ValueError(f"Cached features are exact only for output_only models; this one trains {sorted(self.config.trainable_groups)}.")
+        expected = (self.backbone.config.hidden_size,) if self.config.output_mode != "tokens" else (self.config.num_output_tokens, self.backbone.config.hidden_size)
+        if tuple(features.shape[1:]) != expected:
+            raise ValueError(f"Cached features must have shape (batch, {', '.join(map(str, expected))}), got {tuple(features.shape)}.")
+        logits = self.head(features.float())
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return SequenceModelOutput(loss=loss, logits=logits)
 
     # ------------------------------------------------------------------ loading
     @classmethod

@@ -35,6 +35,27 @@ def extract_features(model: FPTModel, dataset, batch_size: int = 64, collator=No
     return torch.cat(features), torch.cat(labels)
 
 
+class FeatureDataset(torch.utils.data.Dataset):
+    """Cached head inputs as rows `{"features", "labels"}`: a `Trainer` trains an output_only `FPTModel` on them
+    (`model(features=...)`), so checkpoints, metrics and evaluation stay the usual ones."""
+
+    def __init__(self, features: torch.Tensor, labels: torch.Tensor):
+        if len(features) != len(labels):
+            raise ValueError(f"{len(features)} feature rows but {len(labels)} labels.")
+        self.features, self.labels = features, labels
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        return {"features": self.features[index], "labels": self.labels[index]}
+
+
+def cache_features(model: FPTModel, splits: dict, batch_size: int = 64) -> dict[str, FeatureDataset]:
+    """`extract_features` for every split of a `DatasetDict` (or dict of datasets)."""
+    return {name: FeatureDataset(*extract_features(model, data, batch_size=batch_size)) for name, data in splits.items()}
+
+
 def train_head(model: FPTModel, features: torch.Tensor, labels: torch.Tensor, epochs: int = 1, batch_size: int = 32,
                learning_rate: float = 1e-3, max_grad_norm: float | None = 1.0, seed: int = 0, optimizer=None) -> list[float]:
     """Train `model.head` in place on cached features (Adam, shuffled mini-batches); returns the batch losses."""

@@ -14,12 +14,21 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import HfArgumentParser, PreTrainedModel, Trainer, TrainerCallback, TrainingArguments, set_seed
+from transformers import (
+    HfArgumentParser,
+    PreTrainedModel,
+    Trainer,
+    TrainerCallback,
+    TrainingArguments,
+    default_data_collator,
+    set_seed,
+)
 
 from .baselines import LSTMBaseline, LSTMConfig
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
+from .reservoir import cache_features
 from .tasks import get_task, list_tasks
 
 logger = logging.getLogger("fpt_hf")
@@ -51,6 +60,10 @@ class FPTArguments:
         metadata={"help": "recompute element-wise ops (norms, softmax, activations) in backward and keep matmul outputs: "
                           "less activation memory at about the same speed; full --activation_checkpointing takes precedence"},
     )
+    cache_features: bool = field(
+        default=False,
+        metadata={"help": "output_only: compute the frozen features once and train the head on the cache (reservoir mode)"},
+    )
     train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
@@ -61,6 +74,11 @@ class FPTArguments:
             raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"Unknown preset {self.preset!r}: expected one of {sorted(PRESETS)}.")
+        if self.cache_features and self.method != "output_only":
+            raise ValueError(f"--cache_features needs --method output_only (nothing before the head trains), got {self.method!r}.")
+        if self.cache_features and get_task(self.task).recipe.augmentation:
+            raise ValueError(f"--cache_features would freeze one random augmentation of each {self.task} training image; "
+                             "train without it for augmented tasks.")
 
 
 # Optimisation presets per task. `paper`: the paper's recipe (Adam, constant lr, clip 1.0) with long runs;
@@ -215,6 +233,12 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length)
+    collator = FPTDataCollator()
+    if args.cache_features:
+        started = time.time()
+        data = cache_features(model, data, batch_size=training_args.per_device_eval_batch_size)
+        collator = default_data_collator
+        logger.info("cached output_only features of %s in %.1f s", {k: len(v) for k, v in data.items()}, time.time() - started)
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # we push once at the end, with our model card
     trainer = Trainer(
@@ -222,7 +246,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         args=training_args,
         train_dataset=data["train"],
         eval_dataset=data["validation"] if "validation" in data else data[task.eval_split],
-        data_collator=FPTDataCollator(),
+        data_collator=collator,
         compute_metrics=make_compute_metrics(),
         preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         callbacks=[StopOnNonFiniteLoss(), *(callbacks or [])],
