@@ -211,6 +211,11 @@ def test_cifar_real_data():
     assert a.shape == (4, 64, 48) and not torch.equal(a, b)  # augmented afresh on every access
     t1, t2 = ds["test"][:4]["inputs"], ds["test"][:4]["inputs"]
     assert torch.equal(t1, t2)  # no augmentation outside train
+    # the augmentation stream follows augment_seed (training scripts: the training seed); the data stays put
+    def first_batch(augment_seed):
+        return task.load(SHARED_DATA / "cifar10", validation_size=0, augment_seed=augment_seed)["train"][:4]["inputs"]
+
+    assert torch.equal(first_batch(1), first_batch(1)) and not torch.equal(first_batch(1), first_batch(2))
     lra = get_task("cifar10_lra").load(SHARED_DATA / "cifar10", validation_size=0)
     x = lra["test"][:2]["inputs"]
     assert x.shape == (2, 1024, 1)

@@ -169,11 +169,14 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
     )
 
 
-def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None):
-    """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows."""
+def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None, training_seed: int | None = None):
+    """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows.
+    `seed` fixes the data (held-out splits); `training_seed` draws the training augmentation."""
     options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length)
     if "max_length" in options:
         logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
+    if training_seed is not None and task.recipe.augmentation:
+        options["augment_seed"] = training_seed
     return task.load(args.data_dir, **options)
 
 
@@ -232,7 +235,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     elif args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing:
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     max_length = getattr(model, "max_length", None)
-    data = load_task_data(task, args, args.task_seed, max_length)
+    data = load_task_data(task, args, args.task_seed, max_length, training_seed=training_args.seed)
     collator = FPTDataCollator()
     if args.cache_features:
         started = time.time()

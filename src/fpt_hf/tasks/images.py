@@ -82,12 +82,14 @@ class _ImageTask(Task):
         raise NotImplementedError
 
     def load(
-        self, data_dir=None, validation_size: int = 5000, seed: int = 0, augment: bool | None = None, materialize: bool = False, **options
+        self, data_dir=None, validation_size: int = 5000, seed: int = 0, augment: bool | None = None, materialize: bool = False,
+        augment_seed: int | None = None, **options,
     ) -> DatasetDict:
         """Images decoded once to raw pixels (cached by datasets), patched on access with `set_transform`.
 
         `validation_size` training images (seeded) are held out for model selection; the paper's
-        number is on `test`. `augment` defaults to the paper's choice; it applies to `train` only.
+        number is on `test`. `augment` defaults to the paper's choice; it applies to `train` only, drawn from
+        `augment_seed` (default: `seed`; training scripts pass the training seed, so seeds differ in augmentation too).
         `materialize=True` stores the (unaugmented) patch tokens as an `inputs` column instead.
         """
         raw = load_parquet_splits(self.hub_id, data_dir, self.folder, self.source_splits, {self.image_column, "label"})
@@ -110,7 +112,7 @@ class _ImageTask(Task):
                 features=features, desc=f"patching {self.name}",
             ).with_format("numpy")
         for split, ds in decoded.items():
-            ds.set_transform(ImageTransform(self.shape, augment=augment and split == "train", seed=seed, **kwargs))
+            ds.set_transform(ImageTransform(self.shape, augment=augment and split == "train", seed=seed if augment_seed is None else augment_seed, **kwargs))
         return decoded
 
     def _decode(self, batch):
