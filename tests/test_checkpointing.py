@@ -9,9 +9,9 @@ from fpt_hf.benchmark import HeldActivations
 from fpt_hf.checkpointing import SAVED_OPS, selective_checkpointing_kwargs
 
 
-def _model(path, checkpointing, attn="eager", dtype="bfloat16"):
+def _model(path, checkpointing, attn="eager", dtype="bfloat16", policy="fpt"):
     torch.manual_seed(0)
-    model = FPTModel.from_pretrained(path, input_dim=8, num_labels=3, compute_dtype=dtype, backbone_attn_implementation=attn).train()
+    model = FPTModel.from_pretrained(path, input_dim=8, num_labels=3, compute_dtype=dtype, backbone_attn_implementation=attn, policy=policy).train()
     if checkpointing == "selective":
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     elif checkpointing == "full":
@@ -22,6 +22,15 @@ def _model(path, checkpointing, attn="eager", dtype="bfloat16"):
 def _batch():
     g = torch.Generator().manual_seed(1)
     return torch.randn(8, 32, 8, generator=g), torch.randint(0, 3, (8,), generator=g)
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_selective_checkpointing_with_a_fully_trained_backbone(family, tiny_backbone_dirs):
+    plain_loss, plain = _grads(_model(tiny_backbone_dirs[family], None, dtype="float32", policy="full"))
+    loss, grads = _grads(_model(tiny_backbone_dirs[family], "selective", dtype="float32", policy="full"))
+    assert torch.equal(loss, plain_loss) and any("mlp" in name for name in grads)
+    for name, value in plain.items():
+        torch.testing.assert_close(grads[name], value, rtol=0, atol=0, msg=name)
 
 
 def _grads(model):
