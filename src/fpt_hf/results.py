@@ -63,26 +63,28 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
 
     keys = sorted(groups, key=_order)
     tasks = list(dict.fromkeys(k[0] for k in keys))
-    series = list(dict.fromkeys(k[1:] for k in keys))
-    width = 0.8 / max(len(series), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 2 * len(tasks)), 4.8))
-    for i, (method, backbone, steps) in enumerate(series):
-        xs, means, stds = [], [], []
-        for t, task in enumerate(tasks):
-            runs = groups.get((task, method, backbone, steps))
-            if runs:
-                acc = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
-                xs.append(t + i * width)
-                means.append(acc.mean())
-                stds.append(acc.std(ddof=1) if len(acc) > 1 else 0.0)
-        ax.bar(xs, means, width, yerr=stds, capsize=3, label=f"{method} ({backbone}, {steps} steps)")
-    ax.set_xticks([t + width * (len(series) - 1) / 2 for t in range(len(tasks))], tasks)
+    series = list(dict.fromkeys(k[1:] for k in keys))  # one colour per (method, backbone, steps)
+    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
+    widest = max(sum(1 for k in keys if k[0] == task) for task in tasks)
+    width = 0.8 / widest
+    fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(keys) + 2), 5.2))
+    labelled = set()
+    for t, task in enumerate(tasks):
+        present = [k for k in keys if k[0] == task]  # each task's bars side by side, centred on its tick
+        for j, key in enumerate(present):
+            acc = 100 * np.array([r["accuracy"] for r in groups[key]], dtype=float)
+            i = series.index(key[1:])
+            label = None if i in labelled else "{} ({}, {} steps)".format(*key[1:])
+            labelled.add(i)
+            ax.bar(t + (j - (len(present) - 1) / 2) * width, acc.mean(), width, yerr=acc.std(ddof=1) if len(acc) > 1 else 0.0,
+                   capsize=3, color=colours(i % colours.N), label=label)
+    ax.set_xticks(range(len(tasks)), tasks)
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 105)
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
