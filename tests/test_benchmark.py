@@ -26,3 +26,12 @@ def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
     assert "fpt-hf + full checkpointing" in out
     assert "cached epoch s" in out
     assert (tmp_path / "bench.md").read_text().strip() == out.strip()
+
+
+def test_selective_checkpointing_opt_out(gpt2_dir, capsys):
+    held = {mode: worker(_spec(gpt2_dir, dict(FAST, checkpointing=mode), "train"))["held_mb"] for mode in (False, "selective")}
+    assert held["selective"] < held[False]
+    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--no-selective"])
+    out = capsys.readouterr().out
+    assert "'checkpointing': False" in out and "'checkpointing': 'selective'" not in out
+    assert "| train | activations held for backward MB |" in out

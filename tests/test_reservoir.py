@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from fpt_hf import FPTModel
-from fpt_hf.reservoir import extract_features, train_head
+from fpt_hf.reservoir import FeatureDataset, extract_features, train_head
 from fpt_hf.tasks import get_task
 
 
@@ -56,3 +56,10 @@ def test_forward_on_cached_features_matches_and_checks(gpt2_dir):
     fpt = FPTModel.from_pretrained(gpt2_dir, input_dim=3, num_labels=4)
     with pytest.raises(ValueError, match="exact only for output_only models"):
         fpt(features=features)
+
+
+def test_feature_dataset_rows_and_length_check():
+    rows = FeatureDataset(torch.arange(6.0).reshape(3, 2), torch.tensor([0, 1, 0]))
+    assert len(rows) == 3 and torch.equal(rows[1]["features"], torch.tensor([2.0, 3.0])) and rows[1]["labels"] == 1
+    with pytest.raises(ValueError, match="3 feature rows but 2 labels"):
+        FeatureDataset(torch.zeros(3, 2), torch.zeros(2))

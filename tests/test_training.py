@@ -256,6 +256,8 @@ def test_cached_features_train_the_same_head_as_the_backbone_path(gpt2_dir, tmp_
     class Grab(TrainerCallback):
         def on_train_end(self, args, state, control, model=None, **kwargs):
             heads[args.output_dir] = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
+            # output_only: no backward through the backbone, so no selective checkpointing either
+            assert not any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
 
     flags = ("--max_steps", "20", "--per_device_train_batch_size", "8", "--train_size", "64", "--eval_steps", "10", "--save_steps", "10",
              "--compute_dtype", "float32", "--seed", "3")

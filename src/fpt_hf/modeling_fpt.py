@@ -187,11 +187,18 @@ class FPTModel(FPTPreTrainedModel):
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 
+    def check_features_cacheable(self) -> None:
+        """Raise unless only the head trains: then the features it reads never change and can be cached."""
+        if set(self.config.trainable_groups) != {"output"}:
+            raise ValueError(
+                "Cached features are exact only for output_only models, i.e. only when nothing before the head trains; "
+                f"this model trains {sorted(self.config.trainable_groups)}."
+            )
+
     def _forward_cached(self, features, inputs, labels) -> SequenceModelOutput:
         if inputs is not None:
             raise ValueError("Pass either `inputs` or cached `features`, not both.")
-        if set(self.config.trainable_groups) != {"output"}:
-            raise ValueError(f"Cached features are exact only for output_only models; this one trains {sorted(self.config.trainable_groups)}.")
+        self.check_features_cacheable()
         expected = (self.backbone.config.hidden_size,) if self.config.output_mode != "tokens" else (self.config.num_output_tokens, self.backbone.config.hidden_size)
         if tuple(features.shape[1:]) != expected:
             raise ValueError(f"Cached features must have shape (batch, {', '.join(map(str, expected))}), got {tuple(features.shape)}.")

@@ -11,19 +11,10 @@ from .heads import classification_loss, pool
 from .modeling_fpt import FPTModel
 
 
-def _check_output_only(model: FPTModel) -> None:
-    trainable = set(model.config.trainable_groups)
-    if trainable != {"output"}:
-        raise ValueError(
-            f"Feature caching is exact only when nothing before the head trains (policy='output_only'); "
-            f"this model trains {sorted(trainable)}."
-        )
-
-
 @torch.no_grad()
 def extract_features(model: FPTModel, dataset, batch_size: int = 64, collator=None) -> tuple[torch.Tensor, torch.Tensor]:
     """The head's inputs for every row of `dataset` (eval mode): `(N, H)` or `(N, k, H)`, and the labels."""
-    _check_output_only(model)
+    model.check_features_cacheable()
     was_training = model.training
     model.eval()
     features, labels = [], []
@@ -59,7 +50,7 @@ def cache_features(model: FPTModel, splits: dict, batch_size: int = 64) -> dict[
 def train_head(model: FPTModel, features: torch.Tensor, labels: torch.Tensor, epochs: int = 1, batch_size: int = 32,
                learning_rate: float = 1e-3, max_grad_norm: float | None = 1.0, seed: int = 0, optimizer=None) -> list[float]:
     """Train `model.head` in place on cached features (Adam, shuffled mini-batches); returns the batch losses."""
-    _check_output_only(model)
+    model.check_features_cacheable()
     params = list(model.head.parameters())
     optimizer = optimizer or torch.optim.Adam(params, lr=learning_rate)
     generator = torch.Generator().manual_seed(seed)

@@ -232,7 +232,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
         logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
         training_args.activation_checkpointing = False
-    elif args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing:
+    elif (args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing
+          and args.method != "output_only"):  # output_only: no backward runs through the backbone, nothing to recompute
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length, training_seed=training_args.seed)
