@@ -3,7 +3,7 @@
 
     # collect what is in results/ into results/README-table.md and results/accuracy.png
     python examples/reproduce_table.py --collect_only
-    # run the CPU grid on the embedded backbone first (skips runs whose results JSON exists)
+    # run the CPU grid on the embedded backbone first (skips a run whose results JSON, same length, exists)
     python examples/reproduce_table.py --tasks bit_xor mnist --methods fpt frozen_random lstm --seeds 0 1 \
         -- --preset cpu --bf16 --use_cpu --data_dir ../shared/data/mnist
 Flags after `--` go to every run (any run_fpt.py / TrainingArguments flag).
@@ -15,6 +15,18 @@ import sys
 from pathlib import Path
 
 from fpt_hf.results import bar_chart, collect, markdown_table
+from fpt_hf.training import parse_args, results_filename
+
+
+def finished_result(run_args: list[str], results_dir: str) -> Path | None:
+    """The results JSON this run would write, if it is already there (same task, method, backbone, length, seed)."""
+    fpt_args, training_args = parse_args(run_args)
+    if training_args.max_steps > 0:
+        path = Path(results_dir) / results_filename(fpt_args.task, fpt_args, training_args.max_steps, training_args.seed)
+        return path if path.exists() else None
+    # an epoch-based run's length is only known once its data is loaded: any length of this cell counts
+    stem = results_filename(fpt_args.task, fpt_args, 0, training_args.seed).replace("-0steps-", "-*steps-")
+    return next(iter(sorted(Path(results_dir).glob(stem))), None)
 
 
 def main():
@@ -32,13 +44,13 @@ def main():
         for task in args.tasks:
             for method in args.methods:
                 for seed in args.seeds:
-                    done = list(Path(args.results_dir).glob(f"{task}-{method}-*seed{seed}.json"))
+                    run_args = ["--task", task, "--method", method, "--backbone", args.backbone, "--seed", str(seed),
+                                "--results_dir", args.results_dir, "--output_dir", f"outputs/{task}-{method}-seed{seed}", *extra]
+                    done = finished_result(run_args, args.results_dir)
                     if done:
-                        print(f"skip {task} {method} seed {seed}: {done[0]}")
+                        print(f"skip {task} {method} seed {seed}: {done}")
                         continue
-                    cmd = [sys.executable, str(Path(__file__).parent / "run_fpt.py"), "--task", task, "--method", method,
-                           "--backbone", args.backbone, "--seed", str(seed), "--results_dir", args.results_dir,
-                           "--output_dir", f"outputs/{task}-{method}-seed{seed}", *extra]
+                    cmd = [sys.executable, str(Path(__file__).parent / "run_fpt.py"), *run_args]
                     print(" ".join(cmd), flush=True)
                     subprocess.run(cmd, check=True)
     groups = collect(args.results_dir)

@@ -33,3 +33,26 @@ def test_foreign_json_is_rejected(tmp_path):
     _write(tmp_path, "other.json", foo=1)
     with pytest.raises(ValueError, match="not an fpt-hf results file"):
         collect(tmp_path)
+
+
+def _reproduce_table_module():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).parents[1] / "examples" / "reproduce_table.py"
+    spec = importlib.util.spec_from_file_location("reproduce_table", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path):
+    finished_result = _reproduce_table_module().finished_result
+    run = ["--task", "bit_xor", "--method", "fpt", "--backbone", "smollm2-135m", "--seed", "0", "--preset", "cpu",
+           "--use_cpu", "--output_dir", str(tmp_path / "out")]
+    _write(tmp_path, "bit_xor-fpt-smollm2-135m-200steps-seed0.json", task="bit_xor")
+    assert finished_result(run, tmp_path) is None  # the cpu preset's 500 steps were not run yet
+    assert finished_result(run + ["--max_steps", "200"], tmp_path).name == "bit_xor-fpt-smollm2-135m-200steps-seed0.json"
+    assert finished_result([*run[:7], "1", *run[8:], "--max_steps", "200"], tmp_path) is None  # other seed
+    _write(tmp_path, "bit_xor-fpt-smollm2-135m-500steps-seed0.json", task="bit_xor")
+    assert finished_result(run, tmp_path).name == "bit_xor-fpt-smollm2-135m-500steps-seed0.json"
