@@ -35,3 +35,22 @@ def test_selective_checkpointing_opt_out(gpt2_dir, capsys):
     out = capsys.readouterr().out
     assert "'checkpointing': False" in out and "'checkpointing': 'selective'" not in out
     assert "| train | activations held for backward MB |" in out
+
+
+def test_grad_agreement_compares_every_trainable_tensor(gpt2_dir, capsys):
+    import importlib.util
+    from pathlib import Path
+
+    from fpt_hf import FPTModel
+    from fpt_hf.tasks import get_task
+
+    path = Path(__file__).parents[1] / "benchmarks" / "grad_agreement.py"
+    spec = importlib.util.spec_from_file_location("grad_agreement", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    module.main(["--backbone", gpt2_dir, "--task", "bit_xor", "--layers", "2", "--batch", "8"])
+    rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "cosine" not in line]
+    trainable = {n for n, p in FPTModel.from_pretrained(gpt2_dir, **get_task("bit_xor").model_kwargs()).named_parameters() if p.requires_grad}
+    assert {row[0][2:] for row in rows} == trainable
+    for _, cosine, ratio in rows:  # bf16 vs fp32 on a tiny random backbone: same direction, same size
+        assert float(cosine) > 0.99 and abs(float(ratio.rstrip(" |")) - 1) < 0.1
