@@ -2,7 +2,7 @@
 """One training step's gradients, fast path vs the paper's recipe, per trainable tensor, on real task data.
 
 The reference is fp32 weights with eager attention; the fast path is the training default (bf16 frozen
-weights, SDPA). Same initial heads (same seed), same batch. Prints the loss of each and, per trainable
+weights, attention chosen as `--attn_implementation auto` chooses it). Same initial heads (same seed), same batch. Prints the loss of each and, per trainable
 tensor, the cosine between the two gradients and the fast path's gradient norm over the reference's.
 
     python benchmarks/grad_agreement.py --data_dir ../shared/data/mnist --layers 6
@@ -15,6 +15,7 @@ import torch
 from fpt_hf import FPTModel
 from fpt_hf.collator import FPTDataCollator
 from fpt_hf.tasks import get_task
+from fpt_hf.training import resolve_attn_implementation
 
 
 def gradients(backbone, task, batch, layers, compute_dtype, attn, seed):
@@ -35,13 +36,15 @@ def main(argv=None):
     parser.add_argument("--layers", type=int, default=6)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--attn_implementation", default="auto", help="the fast path's attention ('auto' as in training)")
     args = parser.parse_args(argv)
     task = get_task(args.task)
     train = task.load(args.data_dir)["train"]
     batch = FPTDataCollator()([train[i] for i in range(args.batch)])  # what the Trainer feeds the model
+    fast_attn = resolve_attn_implementation(args.attn_implementation, batch["inputs"].shape[1])
     ref_loss, ref = gradients(args.backbone, task, batch, args.layers, "float32", "eager", args.seed)
-    fast_loss, fast = gradients(args.backbone, task, batch, args.layers, "bfloat16", "sdpa", args.seed)
-    print(f"loss: reference (fp32, eager) {ref_loss:.6f}, fast path (bf16, sdpa) {fast_loss:.6f}\n")
+    fast_loss, fast = gradients(args.backbone, task, batch, args.layers, "bfloat16", fast_attn, args.seed)
+    print(f"loss: reference (fp32, eager) {ref_loss:.6f}, fast path (bf16, {fast_attn}) {fast_loss:.6f}\n")
     print("| trainable tensor | cosine | norm ratio (fast / reference) |\n|---|---|---|")
     for name, a in ref.items():
         b = fast[name]
