@@ -2,8 +2,9 @@
 """One training step's gradients, fast path vs the paper's recipe, per trainable tensor, on real task data.
 
 The reference is fp32 weights with eager attention; the fast path is the training default (bf16 frozen
-weights, attention chosen as `--attn_implementation auto` chooses it). Same initial heads (same seed), same batch. Prints the loss of each and, per trainable
-tensor, the cosine between the two gradients and the fast path's gradient norm over the reference's.
+weights, attention chosen as `--attn_implementation auto` chooses it). Same initial heads (same seed), same
+batch. Prints the loss of each and, per trainable tensor, the cosine between the two gradients and the fast
+path's gradient norm over the reference's.
 
     python benchmarks/grad_agreement.py --data_dir ../shared/data/mnist --layers 6
 """

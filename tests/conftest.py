@@ -26,6 +26,21 @@ def gpt2_dir(tiny_backbone_dirs):
     return tiny_backbone_dirs["gpt2"]
 
 
+@pytest.fixture
+def load_script():
+    """Import a repository script (e.g. "examples/reproduce_table.py") as a module, to call its functions."""
+    import importlib.util
+
+    def load(relative_path: str):
+        path = Path(__file__).resolve().parents[1] / relative_path
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)

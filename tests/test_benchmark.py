@@ -37,18 +37,11 @@ def test_selective_checkpointing_opt_out(gpt2_dir, capsys):
     assert "| train | activations held for backward MB |" in out
 
 
-def test_grad_agreement_compares_every_trainable_tensor(gpt2_dir, capsys):
-    import importlib.util
-    from pathlib import Path
-
+def test_grad_agreement_compares_every_trainable_tensor(gpt2_dir, capsys, load_script):
     from fpt_hf import FPTModel
     from fpt_hf.tasks import get_task
 
-    path = Path(__file__).parents[1] / "benchmarks" / "grad_agreement.py"
-    spec = importlib.util.spec_from_file_location("grad_agreement", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    module.main(["--backbone", gpt2_dir, "--task", "bit_xor", "--layers", "2", "--batch", "8"])
+    load_script("benchmarks/grad_agreement.py").main(["--backbone", gpt2_dir, "--task", "bit_xor", "--layers", "2", "--batch", "8"])
     rows = [line.split(" | ") for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "cosine" not in line]
     trainable = {n for n, p in FPTModel.from_pretrained(gpt2_dir, **get_task("bit_xor").model_kwargs()).named_parameters() if p.requires_grad}
     assert {row[0][2:] for row in rows} == trainable

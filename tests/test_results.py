@@ -35,19 +35,8 @@ def test_foreign_json_is_rejected(tmp_path):
         collect(tmp_path)
 
 
-def _reproduce_table_module():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).parents[1] / "examples" / "reproduce_table.py"
-    spec = importlib.util.spec_from_file_location("reproduce_table", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path):
-    finished_result = _reproduce_table_module().finished_result
+def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path, load_script):
+    finished_result = load_script("examples/reproduce_table.py").finished_result
     run = ["--task", "bit_xor", "--method", "fpt", "--backbone", "smollm2-135m", "--seed", "0", "--preset", "cpu",
            "--use_cpu", "--output_dir", str(tmp_path / "out")]
     _write(tmp_path, "bit_xor-fpt-smollm2-135m-200steps-seed0.json", task="bit_xor")
