@@ -142,6 +142,51 @@ def test_learned_position_table_and_layer_truncation(tiny_backbone_dirs):
     assert model.position_table.weight.grad is not None
 
 
+def _bare_backbone_forward(model, x, prefix):
+    """What a sink-token model computes, written out: [prefix, input_layer(x)] through the backbone,
+    the prefix positions dropped, the head on the last `num_output_tokens` positions."""
+    embeds = torch.cat([prefix.expand(len(x), -1, -1), model.input_layer(x)], dim=1)
+    hidden = model.backbone(inputs_embeds=embeds).last_hidden_state[:, prefix.shape[0]:]
+    return model.head(hidden[:, -model.config.num_output_tokens:])
+
+
+@pytest.mark.parametrize("family", ["gpt2", "llama"])
+def test_sink_tokens_prepend_a_trained_prefix_the_head_never_reads(family, tiny_backbone_dirs, tmp_path):
+    kwargs = dict(input_dim=4, num_labels=3, output_mode="tokens", num_output_tokens=2, predictions_per_token=1)
+    model = FPTModel.from_pretrained(tiny_backbone_dirs[family], sink_tokens=2, **kwargs).eval()
+    assert model.sink_embeddings.weight.shape == (2, model.backbone.config.hidden_size)
+    assert model.parameter_groups()["sink_embeddings.weight"] == "input" and model.sink_embeddings.weight.requires_grad
+    plain = FPTModel.from_pretrained(tiny_backbone_dirs[family], **kwargs)
+    assert model.max_length == plain.max_length - 2
+    x = torch.randn(3, 5, 4)
+    with torch.no_grad():
+        out = model(inputs=x, output_hidden_states=True)
+        torch.testing.assert_close(out.logits, _bare_backbone_forward(model, x, model.sink_embeddings.weight), atol=1e-5, rtol=1e-4)
+        assert out.last_hidden_state.shape[1] == 5  # the caller sees one state per input token
+        # right padding with a mask: same logits for the real tokens
+        padded = torch.cat([x, torch.randn(3, 2, 4)], dim=1)
+        mask = torch.cat([torch.ones(3, 5), torch.zeros(3, 2)], dim=1).long()
+        torch.testing.assert_close(model(inputs=padded, attention_mask=mask).logits, out.logits, atol=1e-5, rtol=1e-4)
+        # the prefix matters: a different sink gives different logits
+        assert not torch.allclose(_bare_backbone_forward(model, x, torch.zeros_like(model.sink_embeddings.weight)), out.logits)
+    model.train()
+    model(inputs=x, labels=torch.randint(0, 3, (3, 2))).loss.backward()
+    assert model.sink_embeddings.weight.grad.abs().sum() > 0
+    model.eval().save_pretrained(tmp_path / "ckpt")
+    loaded = FPTModel.from_pretrained(tmp_path / "ckpt")
+    assert loaded.config.sink_tokens == 2
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(inputs=x).logits, model(inputs=x).logits, rtol=0, atol=0)
+    with pytest.raises(ValueError, match=rf"exceeds the backbone's {model.max_length} positions \(its {plain.max_length} positions less 2 sink tokens\)"):
+        model(inputs=torch.randn(1, plain.max_length, 4))
+
+
+@pytest.mark.parametrize("bad", [-1, 1.5, True])
+def test_sink_tokens_must_be_a_count(bad, gpt2_dir):
+    with pytest.raises(ValueError, match="sink_tokens must be a non-negative int"):
+        FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3, sink_tokens=bad)
+
+
 def test_save_load_round_trip_heads_only(gpt2_dir, tmp_path):
     model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3)
     with torch.no_grad():

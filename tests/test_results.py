@@ -45,3 +45,26 @@ def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path, load_script
     assert finished_result([*run[:7], "1", *run[8:], "--max_steps", "200"], tmp_path) is None  # other seed
     _write(tmp_path, "bit_xor-fpt-smollm2-135m-500steps-seed0.json", task="bit_xor")
     assert finished_result(run, tmp_path).name == "bit_xor-fpt-smollm2-135m-500steps-seed0.json"
+
+
+def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
+    from fpt_hf.training import parse_args, results_filename
+
+    argv = ["--task", "bit_memory", "--backbone", "smollm2-135m", "--num_backbone_layers", "6", "--use_cpu"]
+    plain, _ = parse_args(argv)
+    sink, _ = parse_args(argv + ["--sink_tokens", "1"])
+    assert results_filename("bit_memory", plain, 4000, 0) == "bit_memory-fpt-smollm2-135m-L6-4000steps-seed0.json"
+    assert results_filename("bit_memory", sink, 4000, 0) == "bit_memory-fpt-smollm2-135m-L6-sink1-4000steps-seed0.json"
+    common = dict(task="bit_memory", method="fpt", backbone="smollm2-135m", num_backbone_layers=6, steps=4000, seed=0)
+    _write(tmp_path, "a.json", accuracy=0.99, **common)
+    _write(tmp_path, "b.json", accuracy=1.0, sink_tokens=1, **common)
+    table = markdown_table(collect(tmp_path))
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) | 1 | 4000 | 99.00 ± 0.00 | 100 |" in table
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 ± 0.00 | 100 |" in table
+
+
+def test_sink_tokens_are_for_transformer_methods():
+    from fpt_hf.training import parse_args
+
+    with pytest.raises(ValueError, match="--sink_tokens applies to transformer backbones"):
+        parse_args(["--task", "bit_xor", "--method", "lstm", "--sink_tokens", "1", "--use_cpu"])

@@ -7,7 +7,7 @@ from transformers import AutoConfig, PretrainedConfig
 # Parameter groups every FPT model knows. `input`/`output` are FPT's own layers; the rest live in the
 # backbone and are found by module type and role (see `backbones.classify_parameters`).
 PARAMETER_GROUPS = (
-    "input",  # new input layer (Linear or Embedding) and the optional learned position table
+    "input",  # new input layer (Linear or Embedding), the optional learned position table and sink tokens
     "output",  # new output layer
     "positions",  # the backbone's learned position embeddings (GPT-2 `wpe`, BERT `position_embeddings`)
     "norms",  # every LayerNorm / RMSNorm in the backbone
@@ -71,6 +71,11 @@ class FPTConfig(PretrainedConfig):
         num_backbone_layers (`int`, *optional*): keep only the first N transformer blocks.
         learned_positions (`int`, *optional*): size of an extra learned position table added to the input
             (for backbones with RoPE and no learned positions). Trains with the `input` group.
+        sink_tokens (`int`): learned tokens put before every sequence (default 0). Pretrained LMs park most
+            attention on the first position and blow its hidden state up (an "attention sink"; SmolLM2: norm
+            ~2500 vs ~80 from block 3 on), so whatever the first input token holds is lost to later tokens.
+            One sink token takes that role and every input token stays readable. Trains with the `input`
+            group; the head never reads it.
         input_dropout (`float`): dropout on the projected input tokens.
         validate_inputs (`bool`): check inputs/labels in `forward` and raise `ValueError` on bad values.
         compute_dtype (`str`, *optional*): `"bfloat16"` or `"float16"` runs the backbone under autocast with its
@@ -100,6 +105,7 @@ class FPTConfig(PretrainedConfig):
         random_backbone_seed: int = 0,
         num_backbone_layers: int | None = None,
         learned_positions: int | None = None,
+        sink_tokens: int = 0,
         input_dropout: float = 0.0,
         initializer_range: float = 0.02,
         validate_inputs: bool = True,
@@ -140,6 +146,8 @@ class FPTConfig(PretrainedConfig):
         if "token_embeddings" in trainable_groups:
             raise ValueError("'token_embeddings' is unused by FPT (inputs go through the new input layer) and cannot train.")
 
+        if not isinstance(sink_tokens, int) or isinstance(sink_tokens, bool) or sink_tokens < 0:
+            raise ValueError(f"sink_tokens must be a non-negative int, got {sink_tokens!r}.")
         if compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}.")
         self.compute_dtype = compute_dtype
@@ -158,6 +166,7 @@ class FPTConfig(PretrainedConfig):
         self.random_backbone_seed = random_backbone_seed
         self.num_backbone_layers = num_backbone_layers
         self.learned_positions = learned_positions
+        self.sink_tokens = sink_tokens
         self.input_dropout = input_dropout
         self.initializer_range = initializer_range
         self.validate_inputs = validate_inputs

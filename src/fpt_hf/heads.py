@@ -54,7 +54,9 @@ def validate_batch(config, inputs, attention_mask, labels, max_length: int | Non
             raise ValueError("inputs contain NaN or inf values.")
     batch, seq_len = inputs.shape[:2]
     if max_length is not None and seq_len > max_length:
-        raise ValueError(f"Sequence length {seq_len} exceeds the backbone's {max_length} positions.")
+        sinks = getattr(config, "sink_tokens", 0)
+        room = f" (its {max_length + sinks} positions less {sinks} sink token{'s' if sinks > 1 else ''})" if sinks else ""
+        raise ValueError(f"Sequence length {seq_len} exceeds the backbone's {max_length} positions{room}.")
     if attention_mask is not None and tuple(attention_mask.shape) != (batch, seq_len):
         raise ValueError(
             f"attention_mask must have shape (batch, seq_len) = {(batch, seq_len)}, got {tuple(attention_mask.shape)}."

@@ -58,6 +58,7 @@ class FPTModel(FPTPreTrainedModel):
         else:
             raise ValueError("FPTConfig needs input_dim (continuous tokens) or vocab_size (token ids).")
         self.position_table = nn.Embedding(config.learned_positions, hidden) if config.learned_positions else None
+        self.sink_embeddings = nn.Embedding(config.sink_tokens, hidden) if config.sink_tokens else None
         self.input_dropout = nn.Dropout(config.input_dropout)
         self.head = OutputHead(config, hidden)
         self.post_init()  # initialises the new layers only: the backbone is attached afterwards
@@ -84,7 +85,7 @@ class FPTModel(FPTPreTrainedModel):
 
     def parameter_groups(self) -> dict[str, str]:
         """Every parameter name -> its group (`input`, `output`, `positions`, `norms`, `attention`, ...)."""
-        groups = {name: "input" for name, _ in self.named_parameters() if name.startswith(("input_layer.", "position_table."))}
+        groups = {name: "input" for name, _ in self.named_parameters() if name.startswith(("input_layer.", "position_table.", "sink_embeddings."))}
         groups.update({name: "output" for name, _ in self.head.named_parameters(prefix="head")})
         groups.update({f"backbone.{n}": g for n, g in classify_parameters(self.backbone).items()})
         return groups
@@ -139,11 +140,12 @@ class FPTModel(FPTPreTrainedModel):
 
     @property
     def max_length(self) -> int | None:
+        """The longest input: the backbone's (and position table's) positions, less the sink tokens."""
         limits = [max_positions(self.backbone.config)]
         if self.position_table is not None:
             limits.append(self.position_table.num_embeddings)
         limits = [x for x in limits if x is not None]
-        return min(limits) if limits else None
+        return min(limits) - self.config.sink_tokens if limits else None
 
     # ------------------------------------------------------------------ forward
     def forward(
@@ -169,13 +171,18 @@ class FPTModel(FPTPreTrainedModel):
         if self.config.validate_inputs:
             validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
         embeds = self.input_layer(inputs)
+        sinks = self.config.sink_tokens
+        if sinks:
+            embeds = torch.cat([self.sink_embeddings.weight.expand(embeds.shape[0], -1, -1), embeds], dim=1)
+            if attention_mask is not None:
+                attention_mask = torch.cat([attention_mask.new_ones(attention_mask.shape[0], sinks), attention_mask], dim=1)
         kwargs = {}
         if attention_mask is not None:
             kwargs["attention_mask"] = attention_mask
             if self._backbone_takes_position_ids:  # positions count real tokens only, so left padding works too
                 kwargs["position_ids"] = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
         if self.position_table is not None:
-            positions = kwargs.get("position_ids", torch.arange(inputs.shape[1], device=inputs.device))
+            positions = kwargs.get("position_ids", torch.arange(embeds.shape[1], device=inputs.device))
             embeds = embeds + self.position_table(positions)
         embeds = self.input_dropout(embeds)
         dtype = self.compute_dtype
@@ -183,6 +190,8 @@ class FPTModel(FPTPreTrainedModel):
             embeds = embeds.to(dtype)  # the residual stream in the compute dtype too: ~10% less activation memory
         with torch.autocast(device_type=embeds.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
             hidden = self.backbone(inputs_embeds=embeds, **kwargs).last_hidden_state
+        if sinks:  # the head (and the caller) see the input tokens only
+            hidden, attention_mask = hidden[:, sinks:], (attention_mask[:, sinks:] if attention_mask is not None else None)
         logits = self.head(pool(self.config, hidden.float(), attention_mask))
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)

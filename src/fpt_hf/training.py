@@ -47,6 +47,9 @@ class FPTArguments:
     preset: str | None = field(default=None, metadata={"help": "'paper' or 'cpu'; explicit flags override it"})
     num_backbone_layers: int | None = field(default=None, metadata={"help": "use only the first N blocks"})
     learned_positions: int | None = field(default=None, metadata={"help": "extra learned position table (RoPE backbones)"})
+    sink_tokens: int = field(
+        default=0, metadata={"help": "learned tokens before every input, to take the backbone's attention sink (see FPTConfig)"}
+    )
     lstm_hidden_size: int = field(default=768, metadata={"help": "hidden size of the LSTM baseline"})
     attn_implementation: str = field(
         default="auto", metadata={"help": "'auto' (eager on CPU for tasks of <= 256 tokens, where it is faster; else sdpa), 'sdpa', 'eager'"}
@@ -72,6 +75,8 @@ class FPTArguments:
         get_task(self.task)  # unknown task -> clear error
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
+        if self.method == "lstm" and self.sink_tokens:
+            raise ValueError(f"--sink_tokens applies to transformer backbones; the lstm method has none (got {self.sink_tokens}).")
         if self.preset is not None and self.preset not in PRESETS:
             raise ValueError(f"Unknown preset {self.preset!r}: expected one of {sorted(PRESETS)}.")
         if self.cache_features and self.method != "output_only":
@@ -164,7 +169,7 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
         return LSTMBaseline(LSTMConfig(hidden_size=args.lstm_hidden_size, **spec))
     return FPTModel.from_pretrained(
         args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions,
-        compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu),
+        sink_tokens=args.sink_tokens, compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu),
         backbone_attn_implementation=resolve_attn_implementation(args.attn_implementation, task.max_tokens, use_cpu), **spec,
     )
 
@@ -271,6 +276,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "trainable_parameters": trainable,
         "total_parameters": sum(p.numel() for p in model.parameters()),
         "num_backbone_layers": args.num_backbone_layers,
+        "sink_tokens": args.sink_tokens,
         "compute_dtype": getattr(model.config, "compute_dtype", None),
         "attn_implementation": getattr(model.config, "backbone_attn_implementation", None),
         "wall_time_s": round(time.time() - start, 1),
@@ -297,7 +303,8 @@ _RECORDED_ARGS = {
 
 
 def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
-    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json`: runs of other lengths or seeds do not overwrite it."""
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-` with a sink token): runs of other
+    lengths, seeds or model shapes do not overwrite it."""
     return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
 
 
@@ -305,7 +312,7 @@ def _short(backbone: str, args: FPTArguments) -> str:
     if args.method == "lstm":
         return "lstm"
     name = Path(backbone).name or backbone
-    return name + (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "")
+    return name + (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "") + (f"-sink{args.sink_tokens}" if args.sink_tokens else "")
 
 
 def _write_json(path: Path, data: dict) -> None:
