@@ -22,7 +22,7 @@ def fpt_peft_config(model: FPTModel) -> LNTuningConfig:
     norms = sorted({module_of(n) for n, g in by_group.items() if g == "norms"}) if "norms" in groups else []
     to_save = []
     if "input" in groups:
-        to_save += ["input_layer"] + (["position_table"] if model.position_table is not None else [])
+        to_save += sorted({n.split(".")[0] for n, g in by_group.items() if g == "input"})  # input layer, position table, sinks
     if "output" in groups:
         to_save.append("head")
     if "positions" in groups:
