@@ -47,3 +47,35 @@ def test_grad_agreement_compares_every_trainable_tensor(gpt2_dir, capsys, load_s
     assert {row[0][2:] for row in rows} == trainable
     for _, cosine, ratio in rows:  # bf16 vs fp32 on a tiny random backbone: same direction, same size
         assert float(cosine) > 0.99 and abs(float(ratio.rstrip(" |")) - 1) < 0.1
+
+
+def test_attention_sink_profile_matches_attention_computed_by_hand(gpt2_dir, capsys, load_script):
+    import torch
+
+    from fpt_hf import FPTModel
+    from fpt_hf.collator import FPTDataCollator
+    from fpt_hf.tasks import get_task
+
+    script = load_script("benchmarks/attention_sink.py")
+    task = get_task("bit_xor")
+    model = FPTModel.from_pretrained(gpt2_dir, num_backbone_layers=1, sink_tokens=1, **task.model_kwargs()).eval()
+    test = task.load(sizes={"train": 1, "test": 4, "validation": 1})["test"]
+    batch = FPTDataCollator()([test[i] for i in range(4)])
+    rows = script.sink_profile(model, batch)
+    assert [row["hidden_states"] for row in rows] == [0, 1]  # the embeddings, then the one block
+    # GPT-2 block 1 by hand: embeddings + wpe -> ln_1 -> q, k -> causal softmax; the 10 input tokens' share to the sink
+    block, config = model.backbone.h[0], model.backbone.config
+    with torch.no_grad():
+        x = model.backbone_inputs(batch["inputs"])["inputs_embeds"]
+        x = x + model.backbone.wpe(torch.arange(x.shape[1]))
+        q, k, _ = block.attn.c_attn(block.ln_1(x)).split(config.n_embd, dim=-1)
+        heads = lambda t: t.view(*t.shape[:2], config.n_head, -1).transpose(1, 2)  # noqa: E731
+        scores = heads(q) @ heads(k).transpose(-1, -2) / (config.n_embd // config.n_head) ** 0.5
+        causal = torch.ones(x.shape[1], x.shape[1], dtype=torch.bool).tril()
+        weights = scores.masked_fill(~causal, float("-inf")).softmax(-1)
+    assert abs(rows[1]["attention_to_first"] - weights[:, :, 1:, 0].mean().item()) < 1e-5
+    assert abs(rows[0]["first_norm"] - x[:, 0].norm(dim=-1).mean().item()) < 1e-4
+    assert abs(rows[0]["median_norm"] - x[:, 1:].norm(dim=-1).median().item()) < 1e-4
+    script.main(["--backbone", gpt2_dir, "--task", "bit_xor", "--layers", "1", "--batch", "4"])
+    out = capsys.readouterr().out
+    assert "position 0 is the first input token" in out and out.count("\n| ") == 1 + len(rows)

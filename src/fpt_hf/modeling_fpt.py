@@ -170,6 +170,20 @@ class FPTModel(FPTPreTrainedModel):
             raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
             validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
+        backbone_inputs = self.backbone_inputs(inputs, attention_mask)
+        dtype = self.compute_dtype
+        with torch.autocast(device_type=inputs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            hidden = self.backbone(**backbone_inputs).last_hidden_state
+        sinks = self.config.sink_tokens
+        hidden = hidden[:, sinks:]  # the head (and the caller) see the input tokens only
+        logits = self.head(pool(self.config, hidden.float(), attention_mask))
+        loss = classification_loss(logits, labels) if labels is not None else None
+        return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
+
+    def backbone_inputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """The backbone's keyword arguments for `inputs`: `inputs_embeds` (sink tokens first, then the projected
+        tokens plus any learned positions), and `attention_mask` / `position_ids` when a mask is given.
+        `self.backbone(**model.backbone_inputs(x), output_attentions=True)` inspects what FPT feeds the blocks."""
         embeds = self.input_layer(inputs)
         sinks = self.config.sink_tokens
         if sinks:
@@ -185,16 +199,9 @@ class FPTModel(FPTPreTrainedModel):
             positions = kwargs.get("position_ids", torch.arange(embeds.shape[1], device=inputs.device))
             embeds = embeds + self.position_table(positions)
         embeds = self.input_dropout(embeds)
-        dtype = self.compute_dtype
-        if dtype is not None:
-            embeds = embeds.to(dtype)  # the residual stream in the compute dtype too: ~10% less activation memory
-        with torch.autocast(device_type=embeds.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            hidden = self.backbone(inputs_embeds=embeds, **kwargs).last_hidden_state
-        if sinks:  # the head (and the caller) see the input tokens only
-            hidden, attention_mask = hidden[:, sinks:], (attention_mask[:, sinks:] if attention_mask is not None else None)
-        logits = self.head(pool(self.config, hidden.float(), attention_mask))
-        loss = classification_loss(logits, labels) if labels is not None else None
-        return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
+        if self.compute_dtype is not None:
+            embeds = embeds.to(self.compute_dtype)  # the residual stream in the compute dtype too: ~10% less activation memory
+        return {"inputs_embeds": embeds, **kwargs}
 
     def check_features_cacheable(self) -> None:
         """Raise unless only the head trains: then the features it reads never change and can be cached."""
