@@ -41,6 +41,8 @@ def main(argv=None):
     args = parser.parse_args(argv)
     task = get_task(args.task)
     train = task.load(args.data_dir)["train"]
+    if not 1 <= args.batch <= len(train):
+        parser.error(f"--batch must be between 1 and the {len(train)} rows of {task.name}'s training split, got {args.batch}.")
     batch = FPTDataCollator()([train[i] for i in range(args.batch)])  # what the Trainer feeds the model
     fast_attn = resolve_attn_implementation(args.attn_implementation, batch["inputs"].shape[1])
     ref_loss, ref = gradients(args.backbone, task, batch, args.layers, "float32", "eager", args.seed)

@@ -1,5 +1,7 @@
 """The benchmark's measurements on a tiny backbone (the numbers themselves are in the README)."""
 
+import pytest
+
 from fpt_hf.benchmark import FAST, REFERENCE, main, worker
 
 
@@ -47,6 +49,9 @@ def test_grad_agreement_compares_every_trainable_tensor(gpt2_dir, capsys, load_s
     assert {row[0][2:] for row in rows} == trainable
     for _, cosine, ratio in rows:  # bf16 vs fp32 on a tiny random backbone: same direction, same size
         assert float(cosine) > 0.99 and abs(float(ratio.rstrip(" |")) - 1) < 0.1
+    with pytest.raises(SystemExit):
+        load_script("benchmarks/grad_agreement.py").main(["--backbone", gpt2_dir, "--task", "bit_xor", "--batch", "20000"])
+    assert "--batch must be between 1 and the 10000 rows of bit_xor's training split, got 20000" in capsys.readouterr().err
 
 
 def test_attention_sink_profile_matches_attention_computed_by_hand(gpt2_dir, capsys, load_script):

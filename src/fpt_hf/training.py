@@ -238,7 +238,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
         training_args.activation_checkpointing = False
     elif (args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing
-          and args.method != "output_only"):  # output_only: no backward runs through the backbone, nothing to recompute
+          and set(model.config.trainable_groups) != {"output"}):  # only the head trains: no backward runs through the backbone
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length, training_seed=training_args.seed)
