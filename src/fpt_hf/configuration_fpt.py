@@ -71,11 +71,11 @@ class FPTConfig(PretrainedConfig):
         num_backbone_layers (`int`, *optional*): keep only the first N transformer blocks.
         learned_positions (`int`, *optional*): size of an extra learned position table added to the input
             (for backbones with RoPE and no learned positions). Trains with the `input` group.
-        sink_tokens (`int`): learned tokens put before every sequence (default 0). Pretrained LMs park most
-            attention on the first position and blow its hidden state up (an "attention sink"; SmolLM2: norm
-            ~2500 vs ~80 from block 3 on), so whatever the first input token holds is lost to later tokens.
-            One sink token takes that role and every input token stays readable. Trains with the `input`
-            group; the head never reads it.
+        sink_tokens (`int`): learned tokens put before every sequence (default 0, the paper's model).
+            Pretrained LMs park most attention on the first position and blow its hidden state up (an
+            "attention sink"; SmolLM2: norm ~2500 vs ~70 from block 3 on, ~90% of the attention by block 5),
+            so whatever the first input token holds is lost to later tokens. One sink token takes that role
+            and every input token stays readable. Trains with the `input` group; the head never reads it.
         input_dropout (`float`): dropout on the projected input tokens.
         validate_inputs (`bool`): check inputs/labels in `forward` and raise `ValueError` on bad values.
         compute_dtype (`str`, *optional*): `"bfloat16"` or `"float16"` runs the backbone under autocast with its
