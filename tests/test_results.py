@@ -58,7 +58,9 @@ def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
     common = dict(task="bit_memory", method="fpt", backbone="smollm2-135m", num_backbone_layers=6, steps=4000, seed=0)
     _write(tmp_path, "a.json", accuracy=0.99, **common)
     _write(tmp_path, "b.json", accuracy=1.0, sink_tokens=1, **common)
+    _write(tmp_path, "c.json", accuracy=0.995, sink_tokens=1, fpt_args={"streaming_train": True}, **common)
     table = markdown_table(collect(tmp_path))
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token, streamed data | 1 | 4000 | 99.50 ± 0.00 | 100 |" in table
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) | 1 | 4000 | 99.00 ± 0.00 | 100 |" in table
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 ± 0.00 | 100 |" in table
 

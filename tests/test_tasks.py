@@ -63,6 +63,17 @@ def test_bit_stream_is_endless_and_seeded():
     again = [r["inputs"] for r in itertools.islice(get_task("bit_xor").load(streaming_train=True, sizes=SMALL)["train"], 2500)]
     assert len(first) == 2500
     np.testing.assert_array_equal(np.stack(first), np.stack(again))
+    task = get_task("bit_xor")
+    other = task.load(**task.load_options(seed=0, streaming_train=True, stream_seed=1), sizes=SMALL)
+    assert not np.array_equal(np.stack([r["inputs"] for r in itertools.islice(other["train"], 50)]), np.stack(first[:50]))
+    np.testing.assert_array_equal(other["test"][:]["inputs"], task.load(sizes=SMALL)["test"][:]["inputs"])  # same held-out data
+
+
+def test_streaming_options_are_checked():
+    with pytest.raises(ValueError, match="streaming_train applies to tasks generated without end.*mnist is not"):
+        get_task("mnist").load_options(streaming_train=True)
+    with pytest.raises(ValueError, match="Give train_size or streaming_train, not both"):
+        get_task("bit_memory").load_options(streaming_train=True, train_size=100)
 
 
 # ----------------------------------------------------------------------------- ListOps

@@ -1,5 +1,6 @@
 """Trainer-based training end to end on tiny backbones: metrics, results JSON, resume, accumulation, DDP, push."""
 
+import itertools
 import json
 import os
 import subprocess
@@ -53,6 +54,28 @@ def test_listops_lstm_end_to_end(tmp_path, monkeypatch):
     results = main(_args(tmp_path, "unused", "--max_steps", "20", "--train_size", "200", "--lstm_hidden_size", "16",
                          "--eval_steps", "20", "--save_steps", "20", "--per_device_eval_batch_size", "256", task="listops", method="lstm"))
     assert results["backbone"] is None and 0.0 <= results["accuracy"] <= 1.0 and results["steps"] == 20
+
+
+def test_paper_preset_streams_the_bit_tasks(gpt2_dir, tmp_path):
+    assert parse_args(["--task", "bit_memory", "--preset", "paper", "--use_cpu"])[0].streaming_train
+    assert not parse_args(["--task", "bit_memory", "--preset", "paper", "--train_size", "5000", "--use_cpu"])[0].streaming_train
+    assert not parse_args(["--task", "mnist", "--preset", "paper", "--use_cpu"])[0].streaming_train
+    assert not parse_args(["--task", "bit_memory", "--preset", "cpu", "--use_cpu"])[0].streaming_train
+    with pytest.raises(ValueError, match="streaming_train applies to tasks generated without end"):
+        parse_args(["--task", "mnist", "--streaming_train", "true", "--use_cpu"])
+    from datasets import IterableDataset
+
+    from fpt_hf.tasks import get_task
+    from fpt_hf.training import load_task_data
+
+    args, _ = parse_args(["--task", "bit_xor", "--streaming_train", "true", "--use_cpu"])
+    streams = [load_task_data(get_task("bit_xor"), args, 0, None, training_seed=s)["train"] for s in (0, 0, 1)]
+    assert all(isinstance(stream, IterableDataset) for stream in streams)
+    heads = [[row["inputs"].tolist() for row in itertools.islice(stream, 20)] for stream in streams]
+    assert heads[0] == heads[1] != heads[2]  # the training seed draws the stream
+    results = main(_args(tmp_path, gpt2_dir, "--streaming_train", "true", "--max_steps", "20", "--eval_steps", "20", "--save_steps", "20"))
+    assert results["steps"] == 20 and results["fpt_args"]["streaming_train"]
+    assert (tmp_path / "results" / f"bit_xor-full-{os.path.basename(gpt2_dir)}-stream-20steps-seed42.json").exists()
 
 
 def test_preset_defaults_are_overridden_by_flags():

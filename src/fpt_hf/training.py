@@ -68,6 +68,9 @@ class FPTArguments:
         metadata={"help": "output_only: compute the frozen features once and train the head on the cache (reservoir mode)"},
     )
     train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
+    streaming_train: bool = field(
+        default=False, metadata={"help": "bit tasks: fresh training examples every batch, drawn by --seed (the paper's protocol)"}
+    )
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
 
@@ -81,13 +84,18 @@ class FPTArguments:
             raise ValueError(f"Unknown preset {self.preset!r}: expected one of {sorted(PRESETS)}.")
         if self.cache_features and self.method != "output_only":
             raise ValueError(f"--cache_features needs --method output_only (nothing before the head trains), got {self.method!r}.")
+        if self.streaming_train:
+            if self.cache_features:
+                raise ValueError("--cache_features needs a fixed training set; it cannot cache a --streaming_train stream.")
+            get_task(self.task).load_options(streaming_train=True, train_size=self.train_size)  # raises for other tasks
         if self.cache_features and get_task(self.task).recipe.augmentation:
             raise ValueError(f"--cache_features would freeze one random augmentation of each {self.task} training image; "
                              "train without it for augmented tasks.")
 
 
-# Optimisation presets per task. `paper`: the paper's recipe (Adam, constant lr, clip 1.0) with long runs;
-# `cpu`: short runs that finish on a laptop-class CPU. Values are TrainingArguments flags.
+# Optimisation presets per task. `paper`: the paper's recipe (Adam, constant lr, clip 1.0) with long runs, and
+# fresh examples every batch for the bit tasks; `cpu`: short runs that finish on a laptop-class CPU.
+# Values are flags of TrainingArguments or FPTArguments.
 _PAPER_STEPS = {"bit_memory": 20000, "bit_xor": 2000, "listops": 20000, "mnist": 50000, "cifar10": 100000, "cifar10_lra": 100000, "remote_homology": 50000}
 _CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500, "cifar10": 1500, "cifar10_lra": 300, "remote_homology": 500}
 
@@ -96,7 +104,9 @@ def _preset(name: str, task_name: str) -> dict:
     recipe = get_task(task_name).recipe
     steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS)[task_name]
     every = max(steps // 10, 50)
+    stream = {"streaming_train": True} if name == "paper" and get_task(task_name).streamable else {}
     return {
+        **stream,
         "learning_rate": recipe.learning_rate,
         "per_device_train_batch_size": recipe.batch_size,
         "per_device_eval_batch_size": 64,
@@ -133,6 +143,8 @@ def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArg
     defaults = {"output_dir": f"outputs/{probe.task}-{probe.method}-seed{probe.seed}"}
     if probe.preset:
         defaults.update(PRESETS[probe.preset](probe.preset, probe.task))
+    if probe.train_size is not None and "--streaming_train" not in argv:
+        defaults.pop("streaming_train", None)  # an explicit training-set size overrides the preset's stream
     prefix = []
     for key, value in defaults.items():
         prefix += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
@@ -177,7 +189,8 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
 def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None, training_seed: int | None = None):
     """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows.
     `seed` fixes the data (held-out splits); `training_seed` draws the training augmentation."""
-    options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length)
+    options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length,
+                                streaming_train=args.streaming_train, stream_seed=training_seed)
     if "max_length" in options:
         logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
     if training_seed is not None and task.recipe.augmentation:
@@ -303,16 +316,18 @@ _RECORDED_ARGS = {
 
 
 def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
-    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-` with a sink token): runs of other
-    lengths, seeds or model shapes do not overwrite it."""
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-stream-` with a sink token and streamed
+    training data): runs of other lengths, seeds, model shapes or data protocols do not overwrite it."""
     return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
 
 
 def _short(backbone: str, args: FPTArguments) -> str:
     if args.method == "lstm":
-        return "lstm"
-    name = Path(backbone).name or backbone
-    return name + (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "") + (f"-sink{args.sink_tokens}" if args.sink_tokens else "")
+        name = "lstm"
+    else:
+        name = Path(backbone).name or backbone
+        name += (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "") + (f"-sink{args.sink_tokens}" if args.sink_tokens else "")
+    return name + ("-stream" if args.streaming_train else "")
 
 
 def _write_json(path: Path, data: dict) -> None:

@@ -35,12 +35,23 @@ class Task:
     max_tokens: int = 0  # longest sequence the task produces
     seeded: bool = True  # load() takes seed=
     generated: bool = False  # load() takes sizes= (the data is generated)
+    streamable: bool = False  # load() takes streaming_train= and stream_seed= (an endless training stream)
     truncatable: bool = False  # load() takes max_length= (sequences may be cut)
     materializable: bool = False  # load() takes materialize= (tokens made on access; stored when True)
 
-    def load_options(self, seed: int | None = None, train_size: int | None = None, max_length: int | None = None) -> dict:
-        """Keyword arguments for `load` from the generic knobs, checked against what this task supports."""
+    def load_options(
+        self, seed: int | None = None, train_size: int | None = None, max_length: int | None = None,
+        streaming_train: bool = False, stream_seed: int | None = None,
+    ) -> dict:
+        """Keyword arguments for `load` from the generic knobs, checked against what this task supports.
+        `streaming_train`: fresh training examples every batch (the paper's bit tasks), drawn by `stream_seed`."""
         options = {"seed": seed} if seed is not None and self.seeded else {}
+        if streaming_train:
+            if not self.streamable:
+                raise ValueError(f"streaming_train applies to tasks generated without end (bit_memory, bit_xor); {self.name} is not.")
+            if train_size is not None:
+                raise ValueError(f"Give train_size or streaming_train, not both: a stream has no size (got train_size={train_size}).")
+            options.update(streaming_train=True, stream_seed=stream_seed)
         if train_size is not None:
             if not self.generated:
                 raise ValueError(f"train_size applies to generated tasks; {self.name} has a fixed training set.")

@@ -39,6 +39,7 @@ def generate_bit_memory(
 
 class _BitTask(Task):
     generated = True
+    streamable = True
     sizes = {"train": 20_000, "validation": 1_000, "test": 1_000}
     chunk = 1_000  # rows per generated chunk of the endless stream
 
@@ -54,16 +55,20 @@ class _BitTask(Task):
             }
         )
 
-    def load(self, data_dir=None, seed: int = 0, sizes: dict | None = None, streaming_train: bool = False) -> DatasetDict:
+    def load(
+        self, data_dir=None, seed: int = 0, sizes: dict | None = None, streaming_train: bool = False, stream_seed: int | None = None
+    ) -> DatasetDict:
         """Generate the splits. Same seed -> identical data. `streaming_train=True` makes `train` an endless
-        `IterableDataset` of fresh examples (the paper samples new bits every batch)."""
+        `IterableDataset` of fresh examples (the paper samples new bits every batch); `stream_seed` (e.g. the
+        training seed) draws another stream over the same held-out splits."""
         sizes = {**self.sizes, **(sizes or {})}
         seeds = dict(zip(("train", "validation", "test"), split_seeds(seed, 3)))
         features = self.features()
         out = {}
         for split, n in sizes.items():
             if split == "train" and streaming_train:
-                out[split] = IterableDataset.from_generator(self._stream, features=features, gen_kwargs={"seed": seeds[split]})
+                stream = seeds[split] if stream_seed is None else int(np.random.SeedSequence([seeds[split], stream_seed]).generate_state(1)[0])
+                out[split] = IterableDataset.from_generator(self._stream, features=features, gen_kwargs={"seed": stream})
             else:
                 out[split] = Dataset.from_dict(self._generate(n, seeds[split]), features=features).with_format("numpy")
         return DatasetDict(out)
