@@ -183,7 +183,7 @@ class FPTModel(FPTPreTrainedModel):
     def backbone_inputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The backbone's keyword arguments for `inputs`: `inputs_embeds` (sink tokens first, then the projected
         tokens plus any learned positions), and `attention_mask` / `position_ids` when a mask is given.
-        `self.backbone(**model.backbone_inputs(x), output_attentions=True)` inspects what FPT feeds the blocks."""
+        `model.backbone(**model.backbone_inputs(x), output_attentions=True)` inspects what FPT feeds the blocks."""
         embeds = self.input_layer(inputs)
         sinks = self.config.sink_tokens
         if sinks:
