@@ -63,6 +63,8 @@ def test_paper_preset_streams_the_bit_tasks(gpt2_dir, tmp_path):
     assert not parse_args(["--task", "bit_memory", "--preset", "cpu", "--use_cpu"])[0].streaming_train
     with pytest.raises(ValueError, match="streaming_train applies to tasks generated without end"):
         parse_args(["--task", "mnist", "--streaming_train", "true", "--use_cpu"])
+    with pytest.raises(ValueError, match="cannot cache a --streaming_train stream"):
+        parse_args(["--task", "bit_xor", "--method", "output_only", "--cache_features", "true", "--streaming_train", "true", "--use_cpu"])
     from datasets import IterableDataset
 
     from fpt_hf.tasks import get_task
