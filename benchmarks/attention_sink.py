@@ -27,10 +27,7 @@ def sink_profile(model: FPTModel, batch: dict) -> list[dict]:
     model.backbone.set_attn_implementation("eager")  # the only implementation that returns attention weights
     sinks = model.config.sink_tokens
     with torch.no_grad():
-        backbone_inputs = model.backbone_inputs(batch["inputs"], batch.get("attention_mask"))
-        dtype = model.compute_dtype
-        with torch.autocast(batch["inputs"].device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            out = model.backbone(**backbone_inputs, output_hidden_states=True, output_attentions=True)
+        out = model.backbone_outputs(batch["inputs"], batch.get("attention_mask"), output_hidden_states=True, output_attentions=True)
     first_input = max(sinks, 1)  # queries: the input tokens (position 0 itself is left out: it only sees itself)
     rows = []
     for k, hidden in enumerate(out.hidden_states):

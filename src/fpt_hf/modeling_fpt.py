@@ -170,20 +170,22 @@ class FPTModel(FPTPreTrainedModel):
             raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
             validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
-        backbone_inputs = self.backbone_inputs(inputs, attention_mask)
-        dtype = self.compute_dtype
-        with torch.autocast(device_type=inputs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            hidden = self.backbone(**backbone_inputs).last_hidden_state
-        sinks = self.config.sink_tokens
-        hidden = hidden[:, sinks:]  # the head (and the caller) see the input tokens only
+        hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state
+        hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
         logits = self.head(pool(self.config, hidden.float(), attention_mask))
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 
+    def backbone_outputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **backbone_kwargs):
+        """The backbone's output for `inputs` (in the compute dtype), sink positions included: what the head's
+        features come from. `backbone_kwargs` go to the backbone, e.g. `output_attentions=True` to inspect it."""
+        dtype = self.compute_dtype
+        with torch.autocast(device_type=inputs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
+            return self.backbone(**self.backbone_inputs(inputs, attention_mask), **backbone_kwargs)
+
     def backbone_inputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The backbone's keyword arguments for `inputs`: `inputs_embeds` (sink tokens first, then the projected
-        tokens plus any learned positions), and `attention_mask` / `position_ids` when a mask is given.
-        `model.backbone(**model.backbone_inputs(x), output_attentions=True)` inspects what FPT feeds the blocks."""
+        tokens plus any learned positions), and `attention_mask` / `position_ids` when a mask is given."""
         embeds = self.input_layer(inputs)
         sinks = self.config.sink_tokens
         if sinks:
