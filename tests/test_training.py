@@ -56,7 +56,7 @@ def test_listops_lstm_end_to_end(tmp_path, monkeypatch):
     assert results["backbone"] is None and 0.0 <= results["accuracy"] <= 1.0 and results["steps"] == 20
 
 
-def test_paper_preset_streams_the_bit_tasks(gpt2_dir, tmp_path):
+def test_paper_preset_streams_the_bit_tasks_and_sink_tokens_reach_the_model(gpt2_dir, tmp_path):
     assert parse_args(["--task", "bit_memory", "--preset", "paper", "--use_cpu"])[0].streaming_train
     assert not parse_args(["--task", "bit_memory", "--preset", "paper", "--train_size", "5000", "--use_cpu"])[0].streaming_train
     assert not parse_args(["--task", "mnist", "--preset", "paper", "--use_cpu"])[0].streaming_train
@@ -75,9 +75,11 @@ def test_paper_preset_streams_the_bit_tasks(gpt2_dir, tmp_path):
     assert all(isinstance(stream, IterableDataset) for stream in streams)
     heads = [[row["inputs"].tolist() for row in itertools.islice(stream, 20)] for stream in streams]
     assert heads[0] == heads[1] != heads[2]  # the training seed draws the stream
-    results = main(_args(tmp_path, gpt2_dir, "--streaming_train", "true", "--max_steps", "20", "--eval_steps", "20", "--save_steps", "20"))
-    assert results["steps"] == 20 and results["fpt_args"]["streaming_train"]
-    assert (tmp_path / "results" / f"bit_xor-full-{os.path.basename(gpt2_dir)}-stream-20steps-seed42.json").exists()
+    results = main(_args(tmp_path, gpt2_dir, "--streaming_train", "true", "--sink_tokens", "1",
+                         "--max_steps", "20", "--eval_steps", "20", "--save_steps", "20"))
+    assert results["steps"] == 20 and results["fpt_args"]["streaming_train"] and results["sink_tokens"] == 1
+    assert (tmp_path / "results" / f"bit_xor-full-{os.path.basename(gpt2_dir)}-sink1-stream-20steps-seed42.json").exists()
+    assert FPTModel.from_pretrained(tmp_path / "out").config.sink_tokens == 1  # the trained model has its sink token
 
 
 def test_preset_defaults_are_overridden_by_flags():
