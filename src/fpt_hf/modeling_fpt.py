@@ -179,9 +179,10 @@ class FPTModel(FPTPreTrainedModel):
     def backbone_outputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **backbone_kwargs):
         """The backbone's output for `inputs` (in the compute dtype), sink positions included: what the head's
         features come from. `backbone_kwargs` go to the backbone, e.g. `output_attentions=True` to inspect it."""
+        backbone_inputs = self.backbone_inputs(inputs, attention_mask)  # fp32 input layer, outside autocast
         dtype = self.compute_dtype
         with torch.autocast(device_type=inputs.device.type, dtype=dtype or torch.bfloat16, enabled=dtype is not None):
-            return self.backbone(**self.backbone_inputs(inputs, attention_mask), **backbone_kwargs)
+            return self.backbone(**backbone_inputs, **backbone_kwargs)
 
     def backbone_inputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """The backbone's keyword arguments for `inputs`: `inputs_embeds` (sink tokens first, then the projected
