@@ -84,3 +84,68 @@ def test_attention_sink_profile_matches_attention_computed_by_hand(gpt2_dir, cap
     script.main(["--backbone", gpt2_dir, "--task", "bit_xor", "--layers", "1", "--batch", "4"])
     out = capsys.readouterr().out
     assert "position 0 is the first input token" in out and out.count("\n| ") == 1 + len(rows)
+
+
+def test_bit_memory_error_report_matches_a_loop_over_patches(load_script):
+    import numpy as np
+
+    from fpt_hf.tasks.bits import generate_bit_memory
+
+    script = load_script("benchmarks/bit_memory_errors.py")
+    data = generate_bit_memory(6, seed=3)
+    inputs, labels = data["inputs"], data["labels"]
+    predictions = labels.copy()
+    stored = inputs[:, :100].reshape(6, 5, 20, 50)
+    query = inputs[:, 100:]
+    queried = [next(k for k in range(5) if (stored[r, k].reshape(-1) == 2 * labels[r] - 1).all()) for r in range(6)]
+    other = (queried[0] + 1) % 5  # row 0, patch 2: the masked bits read from another pattern
+    patch = predictions[0].reshape(20, 50)[2]
+    masked = query[0, 2] == 0
+    patch[masked] = (stored[0, other, 2][masked] + 1) // 2
+    predictions[3, 7] ^= 1  # row 3, patch 0: one flipped bit
+
+    report = script.error_report(inputs, labels, predictions)
+    wrong_bits = int((predictions != labels).sum())
+    assert report["wrong_bits"] == wrong_bits > 1 and report["accuracy"] == 1 - wrong_bits / labels.size
+    assert report["wrong_patches"] == 2 and report["patches"] == 120 and report["perfect_rows"] == 4 / 6
+    assert report["retrieved_from_another_pattern"] == 1
+    assert report["patch_error_rate_by_position"][0] == report["patch_error_rate_by_position"][2] == 1 / 6
+    margins, unmasked = [], []
+    for r in range(6):
+        for p in range(20):
+            agree = [int(sum(int(q) * int(s) for q, s in zip(query[r, p], stored[r, k, p]))) for k in range(5)]
+            unmasked.append(sum(int(q != 0) for q in query[r, p]))
+            margins.append(agree[queried[r]] - max(a for k, a in enumerate(agree) if k != queried[r]))
+    assert report["margin"]["all"] == np.mean(margins) and report["unmasked_bits"]["all"] == np.mean(unmasked)
+    assert report["margin"]["wrong"] == np.mean([margins[0 * 20 + 2], margins[3 * 20 + 0]])
+    assert sum(row["patches"] for row in report["wrong_patch_error_rate_by_margin"]) == 120
+    assert sum(row["wrong"] for row in report["wrong_patch_error_rate_by_margin"]) == 2
+    first = report["first_patch_bit_error_by_queried_pattern"][queried[3]]
+    assert first == np.mean([(predictions[r, :50] != labels[r, :50]).mean() for r in range(6) if queried[r] == queried[3]])
+    with pytest.raises(ValueError, match=r"labels and predictions must be \(6, 1000\)"):
+        script.error_report(inputs, labels, predictions[:, :500])
+
+
+def test_bit_memory_errors_command_on_a_checkpoint(gpt2_dir, tmp_path, capsys, load_script):
+    import numpy as np
+    import torch
+    from transformers import AutoConfig, GPT2LMHeadModel
+
+    from fpt_hf import FPTModel
+    from fpt_hf.tasks import get_task
+
+    config = AutoConfig.from_pretrained(gpt2_dir, n_positions=128, n_layer=1)  # bit memory has 120 tokens
+    GPT2LMHeadModel(config).save_pretrained(tmp_path / "gpt2-128")
+    task = get_task("bit_memory")
+    FPTModel.from_pretrained(tmp_path / "gpt2-128", **task.model_kwargs()).save_pretrained(tmp_path / "ckpt")
+    script = load_script("benchmarks/bit_memory_errors.py")
+    report = script.main(["--checkpoint", str(tmp_path / "ckpt"), "--rows", "3"])
+    out = capsys.readouterr().out
+    assert report["patches"] == 60 and f"wrong patches {report['wrong_patches']} of 60" in out
+    # an untrained head: about half the bits wrong, as the model's own logits say
+    test = task.load(seed=0, sizes={"train": 1, "validation": 1})["test"]
+    logits = FPTModel.from_pretrained(tmp_path / "ckpt")(inputs=torch.as_tensor(np.asarray(test["inputs"][:3])).float()).logits
+    assert report["accuracy"] == (logits.argmax(-1).reshape(3, -1).numpy() == np.asarray(test["labels"][:3])).mean()
+    with pytest.raises(SystemExit):
+        script.main(["--checkpoint", str(tmp_path / "ckpt"), "--rows", "0"])
+    assert "--rows must be between 1 and the 1000 rows of the test split, got 0" in capsys.readouterr().err
