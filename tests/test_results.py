@@ -53,14 +53,18 @@ def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
     argv = ["--task", "bit_memory", "--backbone", "smollm2-135m", "--num_backbone_layers", "6", "--use_cpu"]
     plain, _ = parse_args(argv)
     sink, _ = parse_args(argv + ["--sink_tokens", "1"])
+    positions, _ = parse_args(argv + ["--sink_tokens", "1", "--learned_positions", "121", "--streaming_train"])
     assert results_filename("bit_memory", plain, 4000, 0) == "bit_memory-fpt-smollm2-135m-L6-4000steps-seed0.json"
     assert results_filename("bit_memory", sink, 4000, 0) == "bit_memory-fpt-smollm2-135m-L6-sink1-4000steps-seed0.json"
+    assert results_filename("bit_memory", positions, 4000, 0) == "bit_memory-fpt-smollm2-135m-L6-sink1-pos121-stream-4000steps-seed0.json"
     common = dict(task="bit_memory", method="fpt", backbone="smollm2-135m", num_backbone_layers=6, steps=4000, seed=0)
     _write(tmp_path, "a.json", accuracy=0.99, **common)
     _write(tmp_path, "b.json", accuracy=1.0, sink_tokens=1, **common)
     _write(tmp_path, "c.json", accuracy=0.995, sink_tokens=1, fpt_args={"streaming_train": True}, **common)
+    _write(tmp_path, "d.json", accuracy=0.997, sink_tokens=1, fpt_args={"streaming_train": True, "learned_positions": 121}, **common)
     table = markdown_table(collect(tmp_path))
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token, streamed data | 1 | 4000 | 99.50 ± 0.00 | 100 |" in table
+    assert "| smollm2-135m (first 6 layers) + 1 sink token + 121 learned positions, streamed data | 1 | 4000 | 99.70 ± 0.00 |" in table
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) | 1 | 4000 | 99.00 ± 0.00 | 100 |" in table
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 ± 0.00 | 100 |" in table
 
@@ -70,3 +74,26 @@ def test_sink_tokens_are_for_transformer_methods():
 
     with pytest.raises(ValueError, match="--sink_tokens applies to transformer backbones"):
         parse_args(["--task", "bit_xor", "--method", "lstm", "--sink_tokens", "1", "--use_cpu"])
+
+
+def test_a_run_with_other_settings_does_not_overwrite_a_result(tmp_path, caplog):
+    from fpt_hf.training import results_path
+
+    name = "bit_memory-fpt-smollm2-135m-4000steps-seed0.json"
+    run = {"task": "bit_memory", "accuracy": 0.99, "training_args": {"learning_rate": 1e-3, "seed": 0},
+           "fpt_args": {"task": "bit_memory", "results_dir": "results", "data_dir": None}}
+    assert results_path(tmp_path, name, run) == tmp_path / name  # nothing there yet
+    _write(tmp_path, name, **run)
+    # the same command again (even with another results or data folder) replaces its own file
+    moved = {**run, "accuracy": 0.98, "fpt_args": {**run["fpt_args"], "results_dir": "elsewhere", "data_dir": "/data"}}
+    assert results_path(tmp_path, name, moved) == tmp_path / name
+    other_lr = {**run, "training_args": {"learning_rate": 2e-3, "seed": 0}}
+    with caplog.at_level("WARNING", logger="fpt_hf"):
+        assert results_path(tmp_path, name, other_lr) == tmp_path / name.replace(".json", "-2.json")
+    assert "holds a run with other settings" in caplog.text
+    _write(tmp_path, name.replace(".json", "-2.json"), **other_lr)
+    assert results_path(tmp_path, name, other_lr) == tmp_path / name.replace(".json", "-2.json")
+    other_task_seed = {**run, "fpt_args": {**run["fpt_args"], "task_seed": 1}}
+    assert results_path(tmp_path, name, other_task_seed) == tmp_path / name.replace(".json", "-3.json")
+    (tmp_path / "x.json").write_text("not json")  # a foreign file is never replaced
+    assert results_path(tmp_path, "x.json", run) == tmp_path / "x-2.json"

@@ -301,7 +301,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)  # the best model (heads only for frozen policies)
         _write_json(Path(training_args.output_dir) / "results.json", results)
-        _write_json(Path(args.results_dir) / results_filename(task.name, args, results["steps"], training_args.seed), results)
+        _write_json(results_path(args.results_dir, results_filename(task.name, args, results["steps"], training_args.seed), results), results)
         if push:
             from .hub import push_checkpoint
 
@@ -316,8 +316,9 @@ _RECORDED_ARGS = {
 
 
 def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
-    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-stream-` with a sink token and streamed
-    training data): runs of other lengths, seeds, model shapes or data protocols do not overwrite it."""
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-pos121-stream-` with a sink token, a learned
+    position table and streamed training data): runs of other lengths, seeds, model shapes or data protocols do
+    not overwrite it."""
     return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
 
 
@@ -326,8 +327,36 @@ def _short(backbone: str, args: FPTArguments) -> str:
         name = "lstm"
     else:
         name = Path(backbone).name or backbone
-        name += (f"-L{args.num_backbone_layers}" if args.num_backbone_layers else "") + (f"-sink{args.sink_tokens}" if args.sink_tokens else "")
+        name += f"-L{args.num_backbone_layers}" if args.num_backbone_layers else ""
+        name += f"-sink{args.sink_tokens}" if args.sink_tokens else ""
+        name += f"-pos{args.learned_positions}" if args.learned_positions else ""
     return name + ("-stream" if args.streaming_train else "")
+
+
+_UNRECORDED = {"results_dir", "data_dir"}  # where files were, not how the run went
+
+
+def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
+    """`results_dir / filename`, unless that file holds a run with other settings (e.g. another learning rate,
+    which the name does not show): then the first free `<name>-2.json`, `-3`, ... so no result is lost. The
+    same command run again replaces its own file."""
+    def settings(result: dict) -> tuple:
+        fpt_args = {k: v for k, v in (result.get("fpt_args") or {}).items() if k not in _UNRECORDED}
+        return json.dumps(result.get("training_args"), sort_keys=True, default=str), json.dumps(fpt_args, sort_keys=True, default=str)
+
+    first = Path(results_dir) / filename
+    path, n = first, 1
+    while path.exists():
+        try:
+            if settings(json.loads(path.read_text())) == settings(results):
+                return path
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass  # not a results file we wrote: keep it
+        n += 1
+        path = first.with_name(f"{first.stem}-{n}{first.suffix}")
+    if path != first:
+        logger.warning(f"{first} holds a run with other settings; writing this run's results to {path}.")
+    return path
 
 
 def _write_json(path: Path, data: dict) -> None:
