@@ -31,9 +31,10 @@ def collect(results_dir: str | Path) -> dict[tuple[str, str, str, int], list[dic
             backbone += f" (first {result['num_backbone_layers']} layers)"
         if result.get("sink_tokens"):
             backbone += f" + {result['sink_tokens']} sink token{'s' if result['sink_tokens'] > 1 else ''}"
-        if (result.get("fpt_args") or {}).get("learned_positions"):
-            backbone += f" + {result['fpt_args']['learned_positions']} learned positions"
-        if (result.get("fpt_args") or {}).get("streaming_train"):
+        fpt_args = result.get("fpt_args") or {}
+        if fpt_args.get("learned_positions"):
+            backbone += f" + {fpt_args['learned_positions']} learned positions"
+        if fpt_args.get("streaming_train"):
             backbone += ", streamed data"
         groups[(result["task"], result["method"], backbone, result.get("steps") or 0)].append(result)
     return dict(groups)

@@ -344,11 +344,12 @@ def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
         fpt_args = {k: v for k, v in (result.get("fpt_args") or {}).items() if k not in _UNRECORDED}
         return json.dumps(result.get("training_args"), sort_keys=True, default=str), json.dumps(fpt_args, sort_keys=True, default=str)
 
+    ours = settings(results)
     first = Path(results_dir) / filename
     path, n = first, 1
     while path.exists():
         try:
-            if settings(json.loads(path.read_text())) == settings(results):
+            if settings(json.loads(path.read_text())) == ours:
                 return path
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
             pass  # not a results file we wrote: keep it
