@@ -146,9 +146,12 @@ def test_listops_dataset_cached_and_collated(tmp_path, monkeypatch):
         tokens = [VOCAB[t] for t in batch["inputs"][i, : lengths[i]].tolist()]
         assert evaluate_tokens(tokens) == int(batch["labels"][i])
         assert (batch["inputs"][i, lengths[i]:] == 0).all()
-    compat = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False, paper_compat=True)
+    compat = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False, protocol="paper")
     assert max(len(x) for x in compat["train"][:]["inputs"]) <= 512
     assert task.model_kwargs() == {"vocab_size": 16, "num_labels": 10}
+    assert task.model_kwargs(protocol="paper") == {"vocab_size": 15, "num_labels": 10}  # pad, 4 operators, 10 digits
+    with pytest.raises(ValueError, match="data protocols"):
+        task.load(protocol="gpt2")
 
 
 # ----------------------------------------------------------------------------- images

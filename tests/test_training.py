@@ -86,7 +86,7 @@ def test_preset_defaults_are_overridden_by_flags():
     args, training_args = parse_args(["--task", "mnist", "--preset", "paper", "--learning_rate", "5e-4", "--use_cpu"])
     assert training_args.learning_rate == 5e-4
     assert training_args.max_grad_norm == 1.0 and training_args.lr_scheduler_type == "constant"
-    assert training_args.per_device_train_batch_size == 16 and training_args.max_steps == 50000
+    assert training_args.per_device_train_batch_size == 4 and training_args.max_steps == 50000  # the original run.py batch
     _, homology = parse_args(["--task", "remote_homology", "--preset", "paper", "--use_cpu"])
     assert homology.learning_rate == 1e-4
     with pytest.raises(ValueError, match="Unknown method 'adapter'"):

@@ -21,10 +21,12 @@ def _evaluate(argv):
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--split", default=None)
+    parser.add_argument("--data_protocol", default="default", help="'default' or 'paper' (as the checkpoint was trained)")
     args = parser.parse_args(argv)
     from .training import evaluate_checkpoint
 
-    print(json.dumps(evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split), default=str))
+    result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol)
+    print(json.dumps(result, default=str))
 
 
 def _push(argv):

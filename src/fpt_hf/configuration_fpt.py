@@ -29,6 +29,9 @@ POLICIES = {
 }
 
 OUTPUT_MODES = ("last", "first", "mean", "tokens")
+# How the new input layer starts: "default" (fpt-hf's, measured better; see docs/protocol.md) or "paper"
+# (the original code: orthogonal gain 1.41 and zero bias for continuous tokens, N(0, 1) token embeddings).
+INPUT_INITS = ("default", "paper")
 COMPUTE_DTYPES = (None, "float32", "bfloat16", "float16")
 
 
@@ -76,7 +79,14 @@ class FPTConfig(PretrainedConfig):
             "attention sink"; SmolLM2: norm ~2500 vs ~70 from block 3 on, ~90% of the attention by block 5),
             so whatever the first input token holds is lost to later tokens. One sink token takes that role
             and every input token stays readable. Trains with the `input` group; the head never reads it.
-        input_dropout (`float`): dropout on the projected input tokens.
+        input_dropout (`float`): dropout on the projected input tokens (the original code: 0.1 on continuous
+            inputs, none on token ids; the `paper` training preset sets it so).
+        input_init (`str`): `"default"`: orthogonal input layer (gain 1) with an N(0, `initializer_range`) bias,
+            token embeddings N(0, `initializer_range`). `"paper"`: the original code's orthogonal gain 1.41 and zero
+            bias, token embeddings N(0, 1) (`nn.Embedding`'s default). On a backbone that adds no learned positions
+            (RoPE, e.g. Llama) and without `learned_positions`, the bias keeps its small random init even under
+            `"paper"`: a zero bias would feed an all-zero token (a 0 bit) to RMSNorm as the zero vector, whose
+            gradient overflows.
         validate_inputs (`bool`): check inputs/labels in `forward` and raise `ValueError` on bad values.
         compute_dtype (`str`, *optional*): `"bfloat16"` or `"float16"` runs the backbone under autocast with its
             frozen weights stored in that dtype (no fp32 copy: they never update); trainable tensors, the
@@ -107,6 +117,7 @@ class FPTConfig(PretrainedConfig):
         learned_positions: int | None = None,
         sink_tokens: int = 0,
         input_dropout: float = 0.0,
+        input_init: str = "default",
         initializer_range: float = 0.02,
         validate_inputs: bool = True,
         backbone_fingerprint: str | None = None,
@@ -148,6 +159,10 @@ class FPTConfig(PretrainedConfig):
 
         if not isinstance(sink_tokens, int) or isinstance(sink_tokens, bool) or sink_tokens < 0:
             raise ValueError(f"sink_tokens must be a non-negative int, got {sink_tokens!r}.")
+        if input_init not in INPUT_INITS:
+            raise ValueError(f"input_init must be one of {list(INPUT_INITS)}, got {input_init!r}.")
+        if isinstance(input_dropout, bool) or not isinstance(input_dropout, (int, float)) or not 0 <= input_dropout < 1:
+            raise ValueError(f"input_dropout must be a probability in [0, 1), got {input_dropout!r}.")
         if compute_dtype not in COMPUTE_DTYPES:
             raise ValueError(f"compute_dtype must be one of {list(COMPUTE_DTYPES)}, got {compute_dtype!r}.")
         self.compute_dtype = compute_dtype
@@ -167,7 +182,8 @@ class FPTConfig(PretrainedConfig):
         self.num_backbone_layers = num_backbone_layers
         self.learned_positions = learned_positions
         self.sink_tokens = sink_tokens
-        self.input_dropout = input_dropout
+        self.input_dropout = float(input_dropout)
+        self.input_init = input_init
         self.initializer_range = initializer_range
         self.validate_inputs = validate_inputs
         self.backbone_fingerprint = backbone_fingerprint

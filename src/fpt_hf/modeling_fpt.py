@@ -17,6 +17,8 @@ from .backbones import EMBEDDED_BACKBONES, classify_parameters, fingerprint, loa
 from .configuration_fpt import FPTConfig
 from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
 
+PAPER_ORTHOGONAL_GAIN = 1.41  # the original code's `orth_gain` for the input layer
+
 # from_pretrained keyword arguments that locate files (forwarded to the Hub / cache).
 HUB_KWARGS = ("cache_dir", "force_download", "local_files_only", "token", "revision", "subfolder", "proxies")
 
@@ -61,6 +63,8 @@ class FPTModel(FPTPreTrainedModel):
         self.sink_embeddings = nn.Embedding(config.sink_tokens, hidden) if config.sink_tokens else None
         self.input_dropout = nn.Dropout(config.input_dropout)
         self.head = OutputHead(config, hidden)
+        # Whether something non-zero is added to every projected token before the first norm (see _init_weights).
+        self._input_offset = config.learned_positions is not None or "positions" in classify_parameters(backbone).values()
         self.post_init()  # initialises the new layers only: the backbone is attached afterwards
         self.backbone = backbone
         config.backbone_config = backbone.config
@@ -72,11 +76,17 @@ class FPTModel(FPTPreTrainedModel):
     # ------------------------------------------------------------------ weights and freezing
     def _init_weights(self, module: nn.Module) -> None:
         std = self.config.initializer_range
+        paper = self.config.input_init == "paper"
         if module is self.input_layer and isinstance(module, nn.Linear):
-            nn.init.orthogonal_(module.weight)  # the paper's input init
-            # A non-zero bias: an all-zero token (a 0 bit) would otherwise enter the backbone as the zero
-            # vector, and RMSNorm's gradient at 0 (1/sqrt(eps) per layer) overflows through deep stacks.
-            nn.init.normal_(module.bias, std=std)
+            nn.init.orthogonal_(module.weight, gain=PAPER_ORTHOGONAL_GAIN if paper else 1.0)
+            if paper and self._input_offset:
+                nn.init.zeros_(module.bias)  # the original code's zero bias: positions keep a 0 token off the zero vector
+            else:
+                # A non-zero bias: an all-zero token (a 0 bit) would otherwise enter the backbone as the zero
+                # vector, and RMSNorm's gradient at 0 (1/sqrt(eps) per layer) overflows through deep stacks.
+                nn.init.normal_(module.bias, std=std)
+        elif module is self.input_layer and paper:
+            nn.init.normal_(module.weight, std=1.0)  # nn.Embedding's own default, which the original code kept
         elif isinstance(module, nn.Embedding):
             nn.init.normal_(module.weight, std=std)
         elif isinstance(module, nn.Linear):

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from datasets import DatasetDict
 from transformers import (
     HfArgumentParser,
     PreTrainedModel,
@@ -71,6 +72,14 @@ class FPTArguments:
     streaming_train: bool = field(
         default=False, metadata={"help": "bit tasks: fresh training examples every batch, drawn by --seed (the paper's protocol)"}
     )
+    input_init: str = field(
+        default="default", metadata={"help": "'default' or 'paper' (orthogonal gain 1.41, zero bias, N(0, 1) token embeddings; see FPTConfig)"}
+    )
+    input_dropout: float = field(default=0.0, metadata={"help": "dropout on the projected input tokens (the paper preset: 0.1 on continuous inputs)"})
+    data_protocol: str = field(
+        default="default", metadata={"help": "'default' or 'paper': the original code's data preprocessing where it differs (docs/protocol.md)"}
+    )
+    augment: bool | None = field(default=None, metadata={"help": "image tasks: training augmentation on/off (default: the task's choice)"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
 
@@ -78,6 +87,7 @@ class FPTArguments:
         get_task(self.task)  # unknown task -> clear error
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
+        get_task(self.task).check_protocol(self.data_protocol)
         if self.method == "lstm" and self.sink_tokens:
             raise ValueError(f"--sink_tokens applies to transformer backbones; the lstm method has none (got {self.sink_tokens}).")
         if self.preset is not None and self.preset not in PRESETS:
@@ -88,27 +98,41 @@ class FPTArguments:
             if self.cache_features:
                 raise ValueError("--cache_features needs a fixed training set; it cannot cache a --streaming_train stream.")
             get_task(self.task).load_options(streaming_train=True, train_size=self.train_size)  # raises for other tasks
-        if self.cache_features and get_task(self.task).recipe.augmentation:
+        if self.cache_features and get_task(self.task).augmented(self.data_protocol, self.augment):
             raise ValueError(f"--cache_features would freeze one random augmentation of each {self.task} training image; "
                              "train without it for augmented tasks.")
 
 
-# Optimisation presets per task. `paper`: the paper's recipe (Adam, constant lr, clip 1.0) with long runs, and
-# fresh examples every batch for the bit tasks; `cpu`: short runs that finish on a laptop-class CPU.
-# Values are flags of TrainingArguments or FPTArguments.
+# Optimisation presets per task. `paper`: the original code's recipe (Adam, constant lr, clip 1.0, batch 4, fp32,
+# its input-layer init and input dropout, CIFAR-10 LRA augmented) with long runs, and fresh examples every batch for
+# the bit tasks; `cpu`: short runs that finish on a laptop-class CPU. Values are flags of TrainingArguments or FPTArguments.
 _PAPER_STEPS = {"bit_memory": 20000, "bit_xor": 2000, "listops": 20000, "mnist": 50000, "cifar10": 100000, "cifar10_lra": 100000, "remote_homology": 50000}
 _CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500, "cifar10": 1500, "cifar10_lra": 300, "remote_homology": 500}
 
 
+PAPER_BATCH_SIZE = 4  # the original code's run.py default
+
+
 def _preset(name: str, task_name: str) -> dict:
-    recipe = get_task(task_name).recipe
+    task = get_task(task_name)
+    recipe = task.recipe
     steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS)[task_name]
     every = max(steps // 10, 50)
-    stream = {"streaming_train": True} if name == "paper" and get_task(task_name).streamable else {}
+    paper = {}
+    if name == "paper":
+        paper = {
+            "input_init": "paper",
+            "input_dropout": 0.0 if "vocab_size" in task.model_kwargs() else 0.1,  # the original drops out Linear inputs only
+            "compute_dtype": "float32",
+        }
+        if task.streamable:
+            paper["streaming_train"] = True
+        if task.materializable:
+            paper["augment"] = task.paper_augmentation  # the original code augments CIFAR-10 LRA as well
     return {
-        **stream,
+        **paper,
         "learning_rate": recipe.learning_rate,
-        "per_device_train_batch_size": recipe.batch_size,
+        "per_device_train_batch_size": PAPER_BATCH_SIZE if name == "paper" else recipe.batch_size,
         "per_device_eval_batch_size": 64,
         "max_grad_norm": 1.0,
         "optim": "adamw_torch_fused",  # weight_decay 0: Adam, fused kernel
@@ -176,12 +200,12 @@ def resolve_attn_implementation(name: str, max_tokens: int, use_cpu: bool = Fals
 
 def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedModel:
     """The model for `args.method`: an `FPTModel` with that policy, or the LSTM baseline."""
-    spec = task.model_kwargs()
+    spec = task.model_kwargs(protocol=args.data_protocol)
     if args.method == "lstm":
         return LSTMBaseline(LSTMConfig(hidden_size=args.lstm_hidden_size, **spec))
     return FPTModel.from_pretrained(
         args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions,
-        sink_tokens=args.sink_tokens, compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu),
+        sink_tokens=args.sink_tokens, input_init=args.input_init, input_dropout=args.input_dropout, compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu),
         backbone_attn_implementation=resolve_attn_implementation(args.attn_implementation, task.max_tokens, use_cpu), **spec,
     )
 
@@ -189,13 +213,29 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
 def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None, training_seed: int | None = None):
     """The task's DatasetDict for a run: seeded, sized and (explicitly) truncated where the task allows.
     `seed` fixes the data (held-out splits); `training_seed` draws the training augmentation."""
-    options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length,
-                                streaming_train=args.streaming_train, stream_seed=training_seed)
+    options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length, streaming_train=args.streaming_train,
+                                stream_seed=training_seed, protocol=args.data_protocol, augment=args.augment)
     if "max_length" in options:
         logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
-    if training_seed is not None and task.recipe.augmentation:
+    if training_seed is not None and task.materializable:
         options["augment_seed"] = training_seed
     return task.load(args.data_dir, **options)
+
+
+SELECTION_FRACTION = 0.05  # of train, held out for checkpoint selection when the validation split is a reported one
+
+
+def with_selection_split(task, data, seed: int):
+    """`(data, name)`: the split the Trainer evaluates on while training (learning curve, best checkpoint). It is
+    `validation` unless the task reports that split (remote homology reports TAPE's `valid`, as the paper did); then a
+    seeded `selection` slice of train is held out instead, so no checkpoint is ever chosen on a reported split."""
+    if "validation" in data and "validation" not in task.reported_splits:
+        return data, "validation"
+    train = data["train"]
+    if not hasattr(train, "train_test_split"):
+        raise ValueError(f"{task.name} reports its validation split and has no fixed training set to hold a selection split out of.")
+    parts = train.train_test_split(test_size=max(1, round(SELECTION_FRACTION * len(train))), seed=seed)
+    return DatasetDict({**data, "train": parts["train"], "selection": parts["test"]}), "selection"
 
 
 def _accuracy_metric():
@@ -244,6 +284,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
     task = get_task(args.task)
+    if args.preset == "paper" and args.method != "lstm":
+        logger.warning("--preset paper: the original recipe, run on backbone %r (the paper's was GPT-2).", args.backbone)
     set_seed(training_args.seed)
     start = time.time()
     model = build_model(task, args, use_cpu=training_args.use_cpu)
@@ -263,18 +305,22 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         logger.info("cached output_only features of %s in %.1f s", {k: len(v) for k, v in data.items()}, time.time() - started)
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # we push once at the end, with our model card
+    data, selection = with_selection_split(task, data, args.task_seed)
     trainer = Trainer(
         model=model,
         args=training_args,
         train_dataset=data["train"],
-        eval_dataset=data["validation"] if "validation" in data else data[task.eval_split],
+        eval_dataset=data[selection],
         data_collator=collator,
         compute_metrics=make_compute_metrics(),
         preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         callbacks=[StopOnNonFiniteLoss(), *(callbacks or [])],
     )
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
-    metrics = trainer.evaluate(eval_dataset=data[task.eval_split], metric_key_prefix=task.eval_split)
+    metrics = {}
+    for split in task.reported_splits:
+        if split in data:
+            metrics.update(trainer.evaluate(eval_dataset=data[split], metric_key_prefix=split))
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     results = {
         "task": task.name,
@@ -283,6 +329,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "seed": training_args.seed,
         "eval_split": task.eval_split,
         "accuracy": metrics.get(f"{task.eval_split}_accuracy"),
+        "accuracy_by_split": {split: metrics[f"{split}_accuracy"] for split in task.reported_splits if f"{split}_accuracy" in metrics},
+        "selection_split": selection,
         "metrics": metrics,
         "steps": trainer.state.global_step,
         "train_loss": train_output.training_loss,
@@ -383,16 +431,17 @@ def load_checkpoint(path: str) -> PreTrainedModel:
 
 
 def evaluate_checkpoint(
-    path: str, task_name: str, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0
+    path: str, task_name: str, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0,
+    data_protocol: str = "default",
 ) -> dict:
     """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports)."""
     task = get_task(task_name)
     model = load_checkpoint(path)
-    expected = {k: v for k, v in task.model_kwargs().items() if k in ("input_dim", "vocab_size", "num_labels")}
+    expected = {k: v for k, v in task.model_kwargs(protocol=data_protocol).items() if k in ("input_dim", "vocab_size", "num_labels")}
     actual = {k: getattr(model.config, k, None) for k in expected}
     if actual != expected:
         raise ValueError(f"The checkpoint does not fit task {task.name!r}: it has {actual}, the task needs {expected}.")
-    args = FPTArguments(task=task_name, data_dir=data_dir, task_seed=task_seed)
+    args = FPTArguments(task=task_name, data_dir=data_dir, task_seed=task_seed, data_protocol=data_protocol)
     data = load_task_data(task, args, seed=task_seed, max_length=getattr(model, "max_length", None))
     split = split or task.eval_split
     import tempfile

@@ -30,7 +30,8 @@ class Task:
     citation: str = ""
     recipe: PaperRecipe = PaperRecipe()
     splits: tuple[str, ...] = ("train", "validation", "test")
-    eval_split: str = "test"  # the held-out split results are reported on
+    eval_split: str = "test"  # the held-out split results are reported on (the headline number)
+    reported_splits: tuple[str, ...] = ("test",)  # every split results report; never used to select a checkpoint
     metric: str = "accuracy"
     max_tokens: int = 0  # longest sequence the task produces
     seeded: bool = True  # load() takes seed=
@@ -38,14 +39,34 @@ class Task:
     streamable: bool = False  # load() takes streaming_train= and stream_seed= (an endless training stream)
     truncatable: bool = False  # load() takes max_length= (sequences may be cut)
     materializable: bool = False  # load() takes materialize= (tokens made on access; stored when True)
+    # Data preprocessing choices load() and model_kwargs() take as protocol=: "default" is fpt-hf's, "paper" the
+    # original code's where they differ (docs/protocol.md lists each difference).
+    protocols: tuple[str, ...] = ("default",)
+
+    def augmented(self, protocol: str = "default", augment: bool | None = None) -> bool:
+        """Whether training rows are augmented under these options (image tasks override)."""
+        return False
+
+    def check_protocol(self, protocol: str) -> None:
+        if protocol not in self.protocols:
+            raise ValueError(f"{self.name} has data protocols {list(self.protocols)}, got {protocol!r}.")
 
     def load_options(
         self, seed: int | None = None, train_size: int | None = None, max_length: int | None = None,
-        streaming_train: bool = False, stream_seed: int | None = None,
+        streaming_train: bool = False, stream_seed: int | None = None, protocol: str = "default", augment: bool | None = None,
     ) -> dict:
         """Keyword arguments for `load` from the generic knobs, checked against what this task supports.
-        `streaming_train`: fresh training examples every batch (the paper's bit tasks), drawn by `stream_seed`."""
+        `streaming_train`: fresh training examples every batch (the paper's bit tasks), drawn by `stream_seed`.
+        `protocol`: the data preprocessing (`"default"` or, where it differs, the original code's `"paper"`).
+        `augment`: turn the training augmentation on or off (image tasks; None = the task's choice)."""
+        self.check_protocol(protocol)
         options = {"seed": seed} if seed is not None and self.seeded else {}
+        if protocol != "default":
+            options["protocol"] = protocol
+        if augment is not None:
+            if not self.materializable:
+                raise ValueError(f"augment applies to the image tasks (mnist, cifar10, cifar10_lra); {self.name} has no augmentation.")
+            options["augment"] = augment
         if streaming_train:
             if not self.streamable:
                 raise ValueError(f"streaming_train applies to tasks generated without end (bit_memory, bit_xor); {self.name} is not.")

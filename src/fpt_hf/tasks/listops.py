@@ -129,14 +129,18 @@ class ListOps(Task):
     citation = "Nangia & Bowman 2018 (ListOps); Tay et al. 2021 (Long Range Arena)"
     recipe = PaperRecipe(learning_rate=1e-3, batch_size=16)
     sizes = {"train": 96_000, "validation": 2_000, "test": 2_000}
+    protocols = ("default", "paper")
 
-    def load(self, data_dir=None, seed: int = 0, sizes: dict | None = None, paper_compat: bool = False,
+    def load(self, data_dir=None, seed: int = 0, sizes: dict | None = None, protocol: str = "default",
              max_length: int | None = None, progress: bool = True) -> DatasetDict:
         """Generated once per (seed, sizes) and cached on disk (`$FPT_HF_CACHE/listops`).
 
-        `paper_compat=True` reproduces the original FPT preprocessing (alphanumeric tokens, truncated to 512).
+        `protocol="paper"` reproduces the original FPT preprocessing (alphanumeric tokens only, so the brackets are
+        lost, truncated to 512: a known flaw, kept reachable for comparison).
         `max_length` truncates (explicitly) for backbones with fewer positions.
         """
+        self.check_protocol(protocol)
+        paper_compat = protocol == "paper"
         sizes = {**self.sizes, **(sizes or {})}
         key = hashlib.sha256(json.dumps({"seed": seed, "sizes": sizes, "v": 1}, sort_keys=True).encode()).hexdigest()[:12]
         path = cache_dir() / "listops" / key if data_dir is None else data_dir
@@ -165,5 +169,6 @@ class ListOps(Task):
             splits[split] = Dataset.from_dict({"expression": expressions, "label": labels})
         return DatasetDict(splits)
 
-    def model_kwargs(self, paper_compat: bool = False, **options):
-        return {"vocab_size": len(PAPER_VOCAB if paper_compat else VOCAB), "num_labels": 10}
+    def model_kwargs(self, protocol: str = "default", **options):
+        self.check_protocol(protocol)
+        return {"vocab_size": len(PAPER_VOCAB if protocol == "paper" else VOCAB), "num_labels": 10}
