@@ -67,8 +67,10 @@ def _datasets(argv):
 
 
 def _bench(argv):
-    from .benchmark import main
-
+    if "--task" in argv:  # task-level throughput on real task data (benchmark_tasks)
+        from .benchmark_tasks import main
+    else:
+        from .benchmark import main
     main(argv)
 
 

@@ -133,7 +133,6 @@ def _preset(name: str, task_name: str) -> dict:
         **paper,
         "learning_rate": recipe.learning_rate,
         "per_device_train_batch_size": PAPER_BATCH_SIZE if name == "paper" else recipe.batch_size,
-        "per_device_eval_batch_size": 64,
         "max_grad_norm": 1.0,
         "optim": "adamw_torch_fused",  # weight_decay 0: Adam, fused kernel
         "lr_scheduler_type": "constant",
@@ -149,9 +148,21 @@ def _preset(name: str, task_name: str) -> dict:
         "load_best_model_at_end": True,
         "metric_for_best_model": "accuracy",
         "report_to": "tensorboard",
-        # long inputs: recompute activations in backward (SmolLM2 at 32 x 64: 0.27x memory, measured in fpt-hf bench)
-        "activation_checkpointing": get_task(task_name).max_tokens >= 512,
+        # Selective checkpointing (the default) for every length: full recomputation cost CIFAR-10 LRA 1.35x in step time
+        # (docs/performance.md) and selective checkpointing's activations fit easily at these batch sizes.
+        "activation_checkpointing": False,
+        **_batching(task),
     }
+
+
+def _batching(task) -> dict:
+    """Variable-length tasks: batches of similar lengths (Trainer's length-grouped sampler over the `length` column), so
+    little compute goes to padding; long tasks: small evaluation batches (a 64 x 2000-token batch pays for its T x T
+    attention buffers far more than 8 batches of 8)."""
+    options = {"per_device_eval_batch_size": 64 if task.max_tokens <= 256 else 8}
+    if task.variable_length:
+        options.update(train_sampling_strategy="group_by_length", length_column_name="length")
+    return options
 
 
 PRESETS = {"paper": _preset, "cpu": _preset}
@@ -280,14 +291,11 @@ def hardware() -> dict:
     return info
 
 
-def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
-    """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
-    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None):
+    """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
+    `selection` split while training (see `with_selection_split`), as `run_training` uses them."""
     task = get_task(args.task)
-    if args.preset == "paper" and args.method != "lstm":
-        logger.warning("--preset paper: the original recipe, run on backbone %r (the paper's was GPT-2).", args.backbone)
     set_seed(training_args.seed)
-    start = time.time()
     model = build_model(task, args, use_cpu=training_args.use_cpu)
     if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
         logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
@@ -303,8 +311,6 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         data = cache_features(model, data, batch_size=training_args.per_device_eval_batch_size)
         collator = default_data_collator
         logger.info("cached output_only features of %s in %.1f s", {k: len(v) for k, v in data.items()}, time.time() - started)
-    push = training_args.push_to_hub
-    training_args.push_to_hub = False  # we push once at the end, with our model card
     data, selection = with_selection_split(task, data, args.task_seed)
     trainer = Trainer(
         model=model,
@@ -316,6 +322,20 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         callbacks=[StopOnNonFiniteLoss(), *(callbacks or [])],
     )
+    return trainer, data, selection
+
+
+def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
+    """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
+    logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
+    task = get_task(args.task)
+    if args.preset == "paper" and args.method != "lstm":
+        logger.warning("--preset paper: the original recipe, run on backbone %r (the paper's was GPT-2).", args.backbone)
+    start = time.time()
+    push = training_args.push_to_hub
+    training_args.push_to_hub = False  # we push once at the end, with our model card
+    trainer, data, selection = build_trainer(args, training_args, callbacks)
+    model = trainer.model
     train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
     metrics = {}
     for split in task.reported_splits:

@@ -34,6 +34,7 @@ class Task:
     reported_splits: tuple[str, ...] = ("test",)  # every split results report; never used to select a checkpoint
     metric: str = "accuracy"
     max_tokens: int = 0  # longest sequence the task produces
+    variable_length: bool = False  # rows differ in length (token ids, right-padded per batch; a `length` column)
     seeded: bool = True  # load() takes seed=
     generated: bool = False  # load() takes sizes= (the data is generated)
     streamable: bool = False  # load() takes streaming_train= and stream_seed= (an endless training stream)

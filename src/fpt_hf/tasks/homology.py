@@ -25,6 +25,7 @@ class RemoteHomology(Task):
     max_tokens = 1024
     seeded = False
     truncatable = True
+    variable_length = True
     name = "remote_homology"
     description = "TAPE remote homology: classify a protein domain's SCOP fold (1195 classes) from its sequence."
     token_layout = "<= 1024 token ids (25 amino-acid codes + pad), right-padded"

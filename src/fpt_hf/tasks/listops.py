@@ -120,6 +120,7 @@ class ListOps(Task):
     max_tokens = 1999
     generated = True
     truncatable = True
+    variable_length = True
     name = "listops"
     description = "LRA ListOps: evaluate nested MIN/MAX/MED/SM expressions over digits (answer 0-9)."
     token_layout = "500-2000 token ids (vocab 16: pad, 4 operators, ']', 10 digits), right-padded"

@@ -1,0 +1,163 @@
+"""Task-level training throughput: real task data through the Trainer's own sampler, dataloader and collator.
+
+    fpt-hf bench --task listops cifar10_lra remote_homology --data_root ../shared/data --layers 6 --steps 4
+
+Each configuration (the previous defaults, then today's) runs in its own process, as pairs A B A B ... over
+`--repeats`; the report gives per task the median samples/s and real (unpadded) tokens/s with their min-max over
+repeats, the median ratio over pairs, the time one training epoch would take, and ends with the line
+`task throughput vs previous defaults: listops X.XXx, ...`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+# What the cpu preset did before length-grouped batching and selective checkpointing for long inputs.
+PREVIOUS_DEFAULTS = ["--train_sampling_strategy", "random", "--activation_checkpointing", "true"]
+CONFIGS = {"previous": PREVIOUS_DEFAULTS, "current": []}
+
+
+def worker(spec: dict) -> dict:
+    """Train `spec["warmup"] + spec["steps"]` steps of `spec["task"]` with the cpu preset plus `spec["flags"]`; time the
+    last `steps` (data loading, collation, forward, backward, optimizer) and count the tokens they held."""
+    import torch
+    from transformers import TrainerCallback
+
+    from .tasks import get_task
+    from .training import build_trainer, parse_args
+
+    torch.set_num_threads(spec["threads"])
+    task = get_task(spec["task"])
+    data_dir = os.path.join(spec["data_root"], getattr(task, "folder", task.name)) if spec.get("data_root") and not task.generated else None
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["--task", task.name, "--backbone", spec["backbone"], "--preset", "cpu", "--use_cpu", "--output_dir", out,
+                "--max_steps", str(spec["warmup"] + spec["steps"]), "--eval_strategy", "no", "--save_strategy", "no",
+                "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
+                "--seed", str(spec["seed"]), *(["--data_dir", data_dir] if data_dir else []),
+                *(["--num_backbone_layers", str(spec["layers"])] if spec.get("layers") else []),
+                *(["--per_device_train_batch_size", str(spec["batch"])] if spec.get("batch") else []), *spec["flags"]]
+        args, training_args = parse_args(argv)
+        trainer, _, _ = build_trainer(args, training_args)
+        batches = []
+        collate = trainer.data_collator
+
+        def counting_collator(rows):
+            batch = collate(rows)
+            mask = batch.get("attention_mask")
+            padded = batch["inputs"].shape[0] * batch["inputs"].shape[1]
+            batches.append((batch["inputs"].shape[0], int(mask.sum()) if mask is not None else padded, padded))
+            return batch
+
+        trainer.data_collator = counting_collator
+        ends = []
+
+        class StepTimes(TrainerCallback):
+            def on_step_end(self, args, state, control, **kwargs):
+                ends.append(time.perf_counter())
+
+        trainer.add_callback(StepTimes())
+        trainer.train()
+        timed = batches[spec["warmup"]: spec["warmup"] + spec["steps"]]
+        seconds = ends[-1] - ends[spec["warmup"] - 1]
+        samples, real, padded = (sum(b[i] for b in timed) for i in range(3))
+        return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
+                "step_s": seconds / len(timed), "batch": training_args.per_device_train_batch_size,
+                "train_rows": len(trainer.train_dataset), "flags": spec["flags"]}
+
+
+def run_worker(spec: dict) -> dict:
+    """`worker(spec)` in a fresh process (its own threads and memory), or {"error": ...} saying why it failed."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(spec["threads"])}
+    done = subprocess.run([sys.executable, "-m", "fpt_hf.benchmark_tasks", "--worker", json.dumps(spec)], capture_output=True, text=True, env=env)
+    if done.returncode != 0:
+        return {"error": f"{spec['task']} with {spec['flags'] or 'current defaults'} failed: {done.stderr.strip().splitlines()[-1:]}"}
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
+    """Median and min-max per configuration, and the median over pairs of the current / previous ratio."""
+    ok = {name: [r for r in rs if "error" not in r] for name, rs in runs.items()}
+    errors = [r["error"] for rs in runs.values() for r in rs if "error" in r]
+    row = {"task": task, "errors": errors}
+    for name, rs in ok.items():
+        for metric in ("samples_per_s", "real_tokens_per_s", "padding_efficiency"):
+            values = [r[metric] for r in rs]
+            row[f"{name}_{metric}"] = (statistics.median(values), min(values), max(values)) if values else None
+        if rs:
+            row[f"{name}_epoch_h"] = rs[0]["train_rows"] / statistics.median(r["samples_per_s"] for r in rs) / 3600
+    ratios = [c["samples_per_s"] / p["samples_per_s"] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
+    row["ratio"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+    return row
+
+
+def format_report(rows: list[dict], spec: dict) -> str:
+    def fmt(x, digits=2):
+        return "failed" if x is None else f"{x[0]:.{digits}f} ({x[1]:.{digits}f}-{x[2]:.{digits}f})"
+
+    lines = [f"{spec['backbone']}, first {spec.get('layers')} layers, {spec['threads']} thread(s), {spec['steps']} timed steps after "
+             f"{spec['warmup']} warm-up, {spec['repeats']} pair(s); median (min-max)", "",
+             "| task | config | samples/s | real tokens/s | real / padded tokens | epoch h |", "|---|---|---|---|---|---|"]
+    for row in rows:
+        for name in CONFIGS:
+            epoch = row.get(f"{name}_epoch_h")
+            lines.append(f"| {row['task']} | {name} | {fmt(row[f'{name}_samples_per_s'])} | {fmt(row[f'{name}_real_tokens_per_s'], 0)} | "
+                         f"{fmt(row[f'{name}_padding_efficiency'])} | {'-' if epoch is None else f'{epoch:.1f}'} |")
+        lines += [f"error: {e}" for e in row["errors"]]
+    lines.append("")
+    ratios = [f"{r['task']} " + ("failed" if r["ratio"] is None else f"{r['ratio'][0]:.2f}x") for r in rows]
+    lines.append("task throughput vs previous defaults: " + ", ".join(ratios))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> str:
+    parser = argparse.ArgumentParser(prog="fpt-hf bench --task", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    parser.add_argument("--task", nargs="+", help="tasks to measure (e.g. listops cifar10_lra remote_homology)")
+    parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--layers", type=int, default=6, help="first N backbone blocks (0: all)")
+    parser.add_argument("--batch", type=int, default=None, help="training batch (default: the cpu preset's)")
+    parser.add_argument("--data_root", default=os.environ.get("FPT_HF_DATA_DIR"), help="folder with one Parquet folder per dataset")
+    parser.add_argument("--steps", type=int, default=4)
+    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=1, help="pairs of (previous, current) processes, interleaved")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--output", default=None, help="also write the report (Markdown) here")
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(worker(json.loads(args.worker))))
+        return ""
+    if not args.task:
+        parser.error("--task needs at least one task name, e.g. --task listops remote_homology.")
+    for name in ("steps", "warmup", "repeats", "threads"):  # warm-up >= 1: timing starts at the end of a warm-up step
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
+    from .tasks import get_task
+
+    for task in args.task:
+        get_task(task)  # unknown task -> clear error before any process starts
+    spec = {k: getattr(args, k) for k in ("backbone", "layers", "batch", "data_root", "steps", "warmup", "repeats", "threads", "seed")}
+    rows = []
+    for task in args.task:
+        runs = {name: [] for name in CONFIGS}
+        for _ in range(args.repeats):
+            for name, flags in CONFIGS.items():  # A B A B: both see the machine in the same mood
+                runs[name].append(run_worker({**spec, "task": task, "flags": flags}))
+        rows.append(summarize(task, runs))
+    report = format_report(rows, spec)
+    print(report)
+    if args.output:
+        with open(args.output, "w") as f:
+            f.write(report + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()
