@@ -158,9 +158,9 @@ def test_gradient_checkpointing_gives_the_same_step(gpt2_dir, tmp_path):
         assert recomputed["loss"] == pytest.approx(plain["loss"], rel=1e-6), mode
         for name, value in plain["params"].items():
             torch.testing.assert_close(recomputed["params"][name], value, atol=1e-6, rtol=1e-5, msg=f"{mode}: {name}")
-    _, long_task = parse_args(["--task", "cifar10_lra", "--preset", "cpu", "--use_cpu"])
-    _, short_task = parse_args(["--task", "mnist", "--preset", "cpu", "--use_cpu"])
-    assert long_task.activation_checkpointing and not short_task.activation_checkpointing
+    # selective checkpointing for every length: full recomputation measured 1.35x slower on CIFAR-10 LRA
+    for task in ("cifar10_lra", "mnist", "listops"):
+        assert not parse_args(["--task", task, "--preset", "cpu", "--use_cpu"])[1].activation_checkpointing
 
 
 def test_gradient_accumulation_does_not_scale_the_loss(gpt2_dir, tmp_path):

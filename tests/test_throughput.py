@@ -1,0 +1,87 @@
+"""Long-sequence throughput: length-grouped batching (seeded, reproducible, little padding) and the task benchmark."""
+
+import pytest
+
+from fpt_hf.benchmark_tasks import format_report, summarize, worker
+from fpt_hf.training import build_trainer, parse_args
+
+
+@pytest.fixture(scope="module")
+def long_llama(tmp_path_factory):
+    """A tiny Llama with room for ListOps' 2000 tokens (the shared tiny backbones have 64 positions)."""
+    import torch
+    from transformers import AutoModel, LlamaConfig
+
+    path = tmp_path_factory.mktemp("long_llama")
+    torch.manual_seed(0)
+    AutoModel.from_config(LlamaConfig(num_hidden_layers=1, hidden_size=16, num_attention_heads=2, num_key_value_heads=1,
+                                      intermediate_size=32, max_position_embeddings=2048, vocab_size=32)).save_pretrained(path)
+    return str(path)
+
+
+def _listops_trainer(long_llama, tmp_path, seed, *extra):
+    args, training_args = parse_args([
+        "--task", "listops", "--backbone", str(backbone), "--preset", "cpu", "--use_cpu", "--train_size", "400", "--seed", str(seed),
+        "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / f"out{seed}"), "--report_to", "none", *extra,
+    ])
+    trainer, _, _ = build_trainer(args, training_args)
+    return trainer
+
+
+def _epoch_batches(trainer):
+    from transformers import set_seed
+
+    set_seed(trainer.args.seed)  # what Trainer.train does before it draws the order
+    return [batch for batch in trainer.get_train_dataloader()]
+
+
+def test_variable_length_tasks_batch_by_length_reproducibly(long_llama, tmp_path, monkeypatch):
+    monkeypatch.setenv("FPT_HF_CACHE", str(tmp_path / "cache"))
+    grouped = _listops_trainer(long_llama, tmp_path, 0)
+    assert grouped.args.train_sampling_strategy == "group_by_length" and grouped.args.per_device_eval_batch_size == 8
+    first, again = _epoch_batches(grouped), _epoch_batches(_listops_trainer(long_llama, tmp_path, 0))
+    other = _epoch_batches(_listops_trainer(long_llama, tmp_path, 1))
+    assert all((a["inputs"] == b["inputs"]).all() for a, b in zip(first, again))  # the same seed, the same order
+    assert any(a["inputs"].shape != b["inputs"].shape or (a["inputs"] != b["inputs"]).any() for a, b in zip(first, other))
+    rows = sorted(tuple(r.tolist()) for b in first for r, m in zip(b["inputs"], b["attention_mask"]) for r in [r[m.bool()]])
+    assert len(rows) == 400  # every training row exactly once per epoch
+
+    def efficiency(batches):
+        return sum(int(b["attention_mask"].sum()) for b in batches) / sum(b["inputs"].numel() for b in batches)
+
+    plain = _epoch_batches(_listops_trainer(long_llama, tmp_path, 0, "--train_sampling_strategy", "random"))
+    assert efficiency(first) > 0.9 > efficiency(plain)  # grouped batches carry little padding
+
+
+def test_task_benchmark_worker_counts_what_the_trainer_fed(gpt2_dir):
+    spec = {"task": "bit_xor", "backbone": str(gpt2_dir), "layers": None, "batch": 4, "data_root": None, "steps": 3, "warmup": 1,
+            "threads": 1, "seed": 0, "flags": ["--train_size", "64"]}
+    result = worker(spec)
+    assert result["batch"] == 4 and result["padding_efficiency"] == 1.0 and result["train_rows"] == 64
+    assert result["real_tokens_per_s"] == pytest.approx(10 * result["samples_per_s"])  # bit XOR rows are 10 tokens
+    assert result["step_s"] == pytest.approx(4 / result["samples_per_s"])
+
+
+def test_task_benchmark_report_medians_ratios_and_failures():
+    def run(samples, efficiency=1.0):
+        return {"samples_per_s": samples, "real_tokens_per_s": samples * 100, "padding_efficiency": efficiency, "train_rows": 3600}
+
+    rows = [summarize("listops", {"previous": [run(1.0, 0.6), run(2.0, 0.6), run(1.5, 0.6)], "current": [run(3.0), run(3.0), run(6.0)]}),
+            summarize("remote_homology", {"previous": [run(1.0)], "current": [{"error": "remote_homology with current defaults failed: ['boom']"}]})]
+    assert rows[0]["ratio"] == (3.0, 1.5, 4.0)  # median, min, max of the per-pair ratios 3.0, 1.5, 4.0
+    assert rows[0]["current_samples_per_s"] == (3.0, 3.0, 6.0) and rows[0]["previous_epoch_h"] == pytest.approx(3600 / 1.5 / 3600)
+    report = format_report(rows, {"backbone": "b", "layers": 6, "threads": 1, "steps": 4, "warmup": 1, "repeats": 3})
+    assert report.splitlines()[-1] == "task throughput vs previous defaults: listops 3.00x, remote_homology failed"
+    assert "error: remote_homology with current defaults failed: ['boom']" in report
+
+
+def test_task_benchmark_bad_input(capsys):
+    from fpt_hf.benchmark_tasks import main
+
+    for argv, message in ((["--task", "listops", "--steps", "0"], "--steps must be at least 1"), (["--layers", "2"], "--task needs"),
+                          (["--task", "listops", "--warmup", "0"], "--warmup must be at least 1")):
+        with pytest.raises(SystemExit):
+            main(argv)
+        assert message in capsys.readouterr().err
+    with pytest.raises(ValueError, match="Unknown task 'imagenet'"):
+        main(["--task", "imagenet"])
