@@ -19,7 +19,7 @@ def long_llama(tmp_path_factory):
     return str(path)
 
 
-def _listops_trainer(long_llama, tmp_path, seed, *extra):
+def _listops_trainer(backbone, tmp_path, seed, *extra):
     args, training_args = parse_args([
         "--task", "listops", "--backbone", str(backbone), "--preset", "cpu", "--use_cpu", "--train_size", "400", "--seed", str(seed),
         "--per_device_train_batch_size", "8", "--output_dir", str(tmp_path / f"out{seed}"), "--report_to", "none", *extra,
