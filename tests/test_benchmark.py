@@ -149,3 +149,15 @@ def test_bit_memory_errors_command_on_a_checkpoint(gpt2_dir, tmp_path, capsys, l
     with pytest.raises(SystemExit):
         script.main(["--checkpoint", str(tmp_path / "ckpt"), "--rows", "0"])
     assert "--rows must be between 1 and the 1000 rows of the test split, got 0" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("checkpointing", ["none", "selective", "full"])
+def test_profile_step_breaks_a_step_down_by_category(gpt2_dir, capsys, load_script, checkpointing):
+    script = load_script("benchmarks/profile_step.py")
+    script.main(["--backbone", gpt2_dir, "--layers", "2", "--length", "32", "--batch", "2", "--attn", "sdpa", "--checkpointing", checkpointing])
+    rows = {line.split(" | ")[0][2:]: float(line.split(" | ")[2].rstrip("% |")) for line in capsys.readouterr().out.splitlines()
+            if line.startswith("| ") and "category" not in line}
+    assert "matmul" in rows and "attention kernel" in rows and sum(rows.values()) == pytest.approx(100, abs=3)
+    assert script.category("aten::addmm") == "matmul" and script.category("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention kernel"
+    with pytest.raises(SystemExit):
+        script.main(["--backbone", gpt2_dir, "--length", "0"])
