@@ -69,6 +69,21 @@ def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
     assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 ± 0.00 | 100 |" in table
 
 
+def test_protocol_choices_are_their_own_file_and_row(tmp_path):
+    from fpt_hf.training import parse_args, results_filename
+
+    paper, _ = parse_args(["--task", "cifar10_lra", "--preset", "paper", "--data_protocol", "paper", "--use_cpu"])
+    assert results_filename("cifar10_lra", paper, 100, 0) == "cifar10_lra-fpt-smollm2-135m-paperinit-drop0.1-paperdata-aug-100steps-seed0.json"
+    listops, _ = parse_args(["--task", "listops", "--preset", "paper", "--use_cpu"])
+    assert results_filename("listops", listops, 100, 0) == "listops-fpt-smollm2-135m-paperinit-100steps-seed0.json"
+    common = dict(task="cifar10_lra", method="fpt", backbone="smollm2-135m", steps=100, seed=0)
+    _write(tmp_path, "a.json", accuracy=0.4, fpt_args={"input_init": "paper", "input_dropout": 0.1, "data_protocol": "paper", "augment": True}, **common)
+    _write(tmp_path, "b.json", accuracy=0.3, **common)
+    table = markdown_table(collect(tmp_path))
+    assert "| smollm2-135m, original input init, input dropout 0.1, original preprocessing, augmented | 1 | 100 | 40.00 ± 0.00 |" in table
+    assert "| cifar10_lra | fpt | smollm2-135m | 1 | 100 | 30.00 ± 0.00 |" in table
+
+
 def test_sink_tokens_are_for_transformer_methods():
     from fpt_hf.training import parse_args
 

@@ -34,6 +34,14 @@ def collect(results_dir: str | Path) -> dict[tuple[str, str, str, int], list[dic
         fpt_args = result.get("fpt_args") or {}
         if fpt_args.get("learned_positions"):
             backbone += f" + {fpt_args['learned_positions']} learned positions"
+        if fpt_args.get("input_init") == "paper":
+            backbone += ", original input init"
+        if fpt_args.get("input_dropout"):
+            backbone += f", input dropout {fpt_args['input_dropout']:g}"
+        if fpt_args.get("data_protocol") == "paper":
+            backbone += ", original preprocessing"
+        if fpt_args.get("augment") is not None:
+            backbone += ", augmented" if fpt_args["augment"] else ", not augmented"
         if fpt_args.get("streaming_train"):
             backbone += ", streamed data"
         groups[(result["task"], result["method"], backbone, result.get("steps") or 0)].append(result)

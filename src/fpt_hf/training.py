@@ -384,9 +384,10 @@ _RECORDED_ARGS = {
 
 
 def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
-    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-pos121-stream-` with a sink token, a learned
-    position table and streamed training data): runs of other lengths, seeds, model shapes or data protocols do
-    not overwrite it."""
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-pos121-paperinit-drop0.1-paperdata-aug-stream-` with a
+    sink token, a learned position table, the original input init, input dropout, the original preprocessing, explicit
+    augmentation and streamed training data): runs of other lengths, seeds, model shapes or data protocols do not
+    overwrite it."""
     return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
 
 
@@ -398,6 +399,10 @@ def _short(backbone: str, args: FPTArguments) -> str:
         name += f"-L{args.num_backbone_layers}" if args.num_backbone_layers else ""
         name += f"-sink{args.sink_tokens}" if args.sink_tokens else ""
         name += f"-pos{args.learned_positions}" if args.learned_positions else ""
+        name += "-paperinit" if args.input_init == "paper" else ""
+        name += f"-drop{args.input_dropout:g}" if args.input_dropout else ""
+    name += "-paperdata" if args.data_protocol == "paper" else ""
+    name += {True: "-aug", False: "-noaug", None: ""}[args.augment]
     return name + ("-stream" if args.streaming_train else "")
 
 
