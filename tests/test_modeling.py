@@ -328,9 +328,25 @@ def test_mask_shape_mismatch(continuous_model):
         continuous_model(inputs=torch.randn(2, 3, 4), attention_mask=torch.ones(2, 4))
 
 
+def test_hub_backbone_offline_says_what_to_do(tmp_path):
+    """Tests run with HF_HUB_OFFLINE=1: a Hub id fails at once, naming the cause and the embedded backbones."""
+    import time
+
+    start = time.time()
+    with pytest.raises(ValueError, match=r"Backbone 'gpt2' is not in the local Hugging Face cache and HF_HUB_OFFLINE=1 is set\. "
+                                         r"Without the Hub, use an embedded backbone \('minilm-l6', 'smollm2-135m'"):
+        FPTModel.from_pretrained("gpt2", input_dim=4, num_labels=2)
+    assert time.time() - start < 10  # no retries
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="is a folder but not a model folder: it has no usable config.json"):
+        FPTModel.from_pretrained(str(tmp_path / "empty"), input_dim=4, num_labels=2)
+
+
 def test_unknown_backbone_name():
-    with pytest.raises(ValueError, match="Unknown backbone 'no-such-backbone-xyz'.*embedded names"):
-        FPTModel.from_pretrained("no-such-backbone-xyz", input_dim=4, num_labels=2)
+    from fpt_hf.backbones import _backbone_error
+
+    message = _backbone_error("no-such-backbone-xyz", OSError("no-such-backbone-xyz is not a local folder and is not a valid model identifier"))
+    assert message.startswith("Unknown backbone 'no-such-backbone-xyz'") and "embedded names 'minilm-l6', 'smollm2-135m'" in message
 
 
 def test_unknown_policy(gpt2_dir):

