@@ -93,3 +93,22 @@ def test_cli_push_checkpoint(gpt2_dir, tmp_path, monkeypatch, capsys):
     assert sorted(calls["commit"]) == ["README.md", "config.json", "model.safetensors"]
     with pytest.raises(ValueError, match="not an FPT checkpoint"):
         cli(["push", str(tmp_path), "--repo-id", "someone/heads"])
+
+
+def test_cli_help_lists_commands_and_training_flags(capsys):
+    from fpt_hf.cli import COMMANDS, main
+
+    main(["--help"])
+    out = capsys.readouterr().out
+    assert all(f"  {name} " in out for name in COMMANDS)
+    with pytest.raises(SystemExit) as exit_info:
+        main(["trian"])
+    assert exit_info.value.code == 2 and "unknown command 'trian'" in capsys.readouterr().err
+    main(["train", "--task", "listops", "--help"])
+    out = capsys.readouterr().out
+    assert out.index("--task") < out.index("--sink_tokens") < out.index("what the presets set for listops")
+    preset_rows = {line.split()[0]: line.split()[1:] for line in out.splitlines() if line.startswith("  --") and len(line.split()) == 3}
+    assert preset_rows["--per_device_train_batch_size"] == ["16", "4"] and preset_rows["--train_sampling_strategy"] == ["group_by_length", "-"]
+    assert "fpt-hf train --help-all lists them all" in out and len(out.splitlines()) < 80
+    main(["train", "--help-all"])
+    assert "--gradient_accumulation_steps" in capsys.readouterr().out

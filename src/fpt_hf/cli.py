@@ -8,6 +8,18 @@ import sys
 
 
 def _train(argv):
+    if "--help-all" in argv:  # every TrainingArguments flag too (HfArgumentParser's full help)
+        from transformers import HfArgumentParser, TrainingArguments
+
+        from .training import FPTArguments
+
+        HfArgumentParser((FPTArguments, TrainingArguments), prog="fpt-hf train").print_help()
+        return
+    if "-h" in argv or "--help" in argv:
+        from .training import train_help
+
+        print(train_help(argv))
+        return
     from .training import main
 
     results = main(argv)
@@ -75,12 +87,29 @@ def _bench(argv):
 
 
 COMMANDS = {"train": _train, "evaluate": _evaluate, "push": _push, "datasets": _datasets, "bench": _bench}
+SUMMARIES = {
+    "train": "train FPT or a baseline on a task with the HF Trainer; evaluate on the held-out split; write a results JSON",
+    "evaluate": "accuracy of a saved checkpoint on a task's full held-out split",
+    "push": "push a trained checkpoint (heads only + model card) to the Hugging Face Hub",
+    "datasets": "build the task datasets as Parquet (task_datasets/) or push them to the Hub",
+    "bench": "speed and memory benchmarks (--task T: training throughput on real task data)",
+}
+
+
+def usage() -> str:
+    lines = ["usage: fpt-hf <command> [flags]   (fpt-hf <command> --help for its flags)", "", "commands:"]
+    lines += [f"  {name:<9} {SUMMARIES[name]}" for name in COMMANDS]
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in ("-h", "--help"):
+        print(usage())
+        return
     if not argv or argv[0] not in COMMANDS:
-        print(f"usage: fpt-hf {{{','.join(COMMANDS)}}} ...  (fpt-hf train --help for training flags)", file=sys.stderr)
+        problem = f"unknown command {argv[0]!r}\n" if argv else ""
+        print(problem + usage(), file=sys.stderr)
         raise SystemExit(2)
     COMMANDS[argv[0]](argv[1:])
 

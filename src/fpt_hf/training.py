@@ -151,16 +151,16 @@ def _preset(name: str, task_name: str) -> dict:
         # Selective checkpointing (the default) for every length: full recomputation cost CIFAR-10 LRA 1.35x in step time
         # (docs/performance.md) and selective checkpointing's activations fit easily at these batch sizes.
         "activation_checkpointing": False,
-        **_batching(task),
+        **_batching(task, group_by_length=name != "paper"),
     }
 
 
-def _batching(task) -> dict:
+def _batching(task, group_by_length: bool) -> dict:
     """Variable-length tasks: batches of similar lengths (Trainer's length-grouped sampler over the `length` column), so
-    little compute goes to padding; long tasks: small evaluation batches (a 64 x 2000-token batch pays for its T x T
-    attention buffers far more than 8 batches of 8)."""
+    little compute goes to padding (not in the `paper` preset: the original drew random batches); long tasks: small
+    evaluation batches (64 ListOps rows of ~1000 tokens took 1.42x longer as one batch than as 8 batches of 8)."""
     options = {"per_device_eval_batch_size": 64 if task.max_tokens <= 256 else 8}
-    if task.variable_length:
+    if task.variable_length and group_by_length:
         options.update(train_sampling_strategy="group_by_length", length_column_name="length")
     return options
 
@@ -187,6 +187,27 @@ def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArg
     for key, value in FIXED_TRAINING_ARGS.items():
         setattr(training_args, key, value)
     return fpt_args, training_args
+
+
+def train_help(argv: list[str]) -> str:
+    """`fpt-hf train --help`: fpt-hf's own flags, then the training flags the presets set (for `--task`, if given)."""
+    from dataclasses import MISSING, fields
+
+    lines = ["usage: fpt-hf train --task TASK [--preset cpu|paper] [flags]   (flags override the preset)", "", "fpt-hf flags:"]
+    for f in fields(FPTArguments):
+        default = "required" if f.default is MISSING else f"default {f.default!r}"
+        lines.append(f"  --{f.name:<26} {f.metadata.get('help', '')}" + ("" if "default" in f.metadata.get("help", "") else f" ({default})"))
+    task = argv[argv.index("--task") + 1] if "--task" in argv[:-1] else None
+    if task in list_tasks():
+        cpu, paper = _preset("cpu", task), _preset("paper", task)
+        lines += ["", f"what the presets set for {task} (TrainingArguments and fpt-hf flags):", f"  {'flag':<30} {'cpu':<22} paper"]
+        lines += [f"  --{key:<28} {str(cpu.get(key, '-')):<22} {paper.get(key, '-')}" for key in dict.fromkeys([*cpu, *paper])]
+    else:
+        lines += ["", f"fpt-hf train --task <task> --help also shows what the presets set; tasks: {', '.join(list_tasks())}."]
+    lines += ["", "Every HF TrainingArguments flag is accepted too (--learning_rate, --max_steps, --bf16, --report_to, ...):",
+              "fpt-hf train --help-all lists them all. Logging goes to TensorBoard under <output_dir>/runs with a preset "
+              "(--report_to none turns it off)."]
+    return "\n".join(lines)
 
 
 def resolve_compute_dtype(name: str, use_cpu: bool = False) -> str | None:
