@@ -311,3 +311,15 @@ def test_cache_features_needs_output_only_and_no_augmentation():
         parse_args(["--task", "bit_xor", "--method", "fpt", "--cache_features", "true"])
     with pytest.raises(ValueError, match="freeze one random augmentation"):
         parse_args(["--task", "cifar10", "--method", "output_only", "--cache_features", "true"])
+
+
+def test_user_runs_never_write_the_curated_results_folder(gpt2_dir, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json").write_text('{"task": "stale"}')
+    results = main(["--task", "bit_xor", "--backbone", gpt2_dir, "--method", "fpt", "--preset", "cpu", "--use_cpu", "--max_steps", "4",
+                    "--train_size", "64", "--eval_steps", "4", "--save_steps", "4", "--report_to", "none", "--disable_tqdm", "true"])
+    assert results["steps"] == 4
+    assert [p.name for p in (tmp_path / "outputs" / "results").iterdir()] == [f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json"]
+    assert [p.name for p in (tmp_path / "results").iterdir()] == [f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json"]
+    assert (tmp_path / "results" / f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json").read_text() == '{"task": "stale"}'

@@ -81,7 +81,11 @@ class FPTArguments:
     )
     augment: bool | None = field(default=None, metadata={"help": "image tasks: training augmentation on/off (default: the task's choice)"})
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
-    results_dir: str = field(default="results", metadata={"help": "where the results JSON goes"})
+    results_dir: str = field(
+        default="outputs/results",
+        metadata={"help": "where the results JSON goes (default outputs/results, untracked; the docs' curated table reads results/, "
+                          "written only when asked with --results_dir results)"},
+    )
 
     def __post_init__(self):
         get_task(self.task)  # unknown task -> clear error
