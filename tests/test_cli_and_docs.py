@@ -42,8 +42,11 @@ def test_cli_train_and_evaluate(gpt2_dir, tmp_path, capsys):
     cli(["train", "--task", "bit_xor", "--backbone", gpt2_dir, "--method", "fpt", "--preset", "cpu", "--use_cpu", "--max_steps", "5",
          "--eval_steps", "5", "--save_steps", "5", "--train_size", "100", "--output_dir", str(tmp_path / "out"),
          "--results_dir", str(tmp_path / "results"), "--report_to", "none", "--disable_tqdm", "true"])
-    trained = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    out = capsys.readouterr().out.strip().splitlines()
+    trained = json.loads(out[-3])
     assert trained["task"] == "bit_xor" and trained["steps"] == 5
+    assert out[-2].startswith(f"bit_xor / fpt: test accuracy {100 * trained['accuracy']:.2f}% (chance 50%) after 5 steps in ")
+    assert out[-1] == f"Model: {tmp_path / 'out'}/   results: {tmp_path / 'results' / f'bit_xor-fpt-{Path(gpt2_dir).name}-5steps-seed42.json'}"
     cli(["evaluate", str(tmp_path / "out"), "--task", "bit_xor"])
     evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert evaluated["accuracy"] == trained["accuracy"] and evaluated["split"] == "test"

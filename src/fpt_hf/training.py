@@ -393,8 +393,10 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     }
     if trainer.is_world_process_zero():
         trainer.save_model(training_args.output_dir)  # the best model (heads only for frozen policies)
+        path = results_path(args.results_dir, results_filename(task.name, args, results["steps"], training_args.seed), results)
+        results["files"] = {"model": str(training_args.output_dir), "results": str(path)}
         _write_json(Path(training_args.output_dir) / "results.json", results)
-        _write_json(results_path(args.results_dir, results_filename(task.name, args, results["steps"], training_args.seed), results), results)
+        _write_json(path, results)
         if push:
             from .hub import push_checkpoint
 
