@@ -14,8 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from fpt_hf.results import bar_chart, collect, markdown_table
-from fpt_hf.training import parse_args, results_filename
+from fpt_hf.arguments import parse_args
+from fpt_hf.results import bar_chart, collect, markdown_table, results_filename
 
 
 def finished_result(run_args: list[str], results_dir: str) -> Path | None:

@@ -4,14 +4,14 @@ checkpoint on a split it reports."""
 import numpy as np
 import pytest
 import torch
-from datasets import ClassLabel, Dataset, Features, Image, Value
+from datasets import ClassLabel, Dataset, Features, Image
 from PIL import Image as PILImage
 from transformers import TrainerCallback
 
 from fpt_hf import FPTModel
 from fpt_hf.modeling_fpt import PAPER_ORTHOGONAL_GAIN
 from fpt_hf.tasks import get_task
-from fpt_hf.training import main, parse_args
+from fpt_hf.training import parse_args
 
 
 # ----------------------------------------------------------------------------- input layer

@@ -48,7 +48,8 @@ def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path, load_script
 
 
 def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
-    from fpt_hf.training import parse_args, results_filename
+    from fpt_hf.arguments import parse_args
+    from fpt_hf.results import results_filename
 
     argv = ["--task", "bit_memory", "--backbone", "smollm2-135m", "--num_backbone_layers", "6", "--use_cpu"]
     plain, _ = parse_args(argv)
@@ -70,7 +71,8 @@ def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
 
 
 def test_protocol_choices_are_their_own_file_and_row(tmp_path):
-    from fpt_hf.training import parse_args, results_filename
+    from fpt_hf.arguments import parse_args
+    from fpt_hf.results import results_filename
 
     paper, _ = parse_args(["--task", "cifar10_lra", "--preset", "paper", "--data_protocol", "paper", "--use_cpu"])
     assert results_filename("cifar10_lra", paper, 100, 0) == "cifar10_lra-fpt-smollm2-135m-paperinit-drop0.1-paperdata-aug-100steps-seed0.json"
@@ -92,7 +94,7 @@ def test_sink_tokens_are_for_transformer_methods():
 
 
 def test_a_run_with_other_settings_does_not_overwrite_a_result(tmp_path, caplog):
-    from fpt_hf.training import results_path
+    from fpt_hf.results import results_path
 
     name = "bit_memory-fpt-smollm2-135m-4000steps-seed0.json"
     run = {"task": "bit_memory", "accuracy": 0.99, "training_args": {"learning_rate": 1e-3, "seed": 0},

@@ -16,7 +16,7 @@ def _train(argv):
         HfArgumentParser((FPTArguments, TrainingArguments), prog="fpt-hf train").print_help()
         return
     if "-h" in argv or "--help" in argv:
-        from .training import train_help
+        from .arguments import train_help
 
         print(train_help(argv))
         return

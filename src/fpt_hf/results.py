@@ -1,8 +1,10 @@
-"""Results tables: collect results JSONs, aggregate over seeds, compare with the paper, plot."""
+"""Results files and tables: name and write a run's results JSON, collect them, aggregate over seeds, compare with
+the paper, plot."""
 
 from __future__ import annotations
 
 import json
+import logging
 from collections import defaultdict
 from pathlib import Path
 
@@ -103,3 +105,61 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
     fig.savefig(path, dpi=120, bbox_inches="tight")
     plt.close(fig)
     return path
+
+
+logger = logging.getLogger("fpt_hf")
+
+
+def results_filename(task: str, args, steps: int, seed: int) -> str:
+    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-pos121-paperinit-drop0.1-paperdata-aug-stream-` with a
+    sink token, a learned position table, the original input init, input dropout, the original preprocessing, explicit
+    augmentation and streamed training data): runs of other lengths, seeds, model shapes or data protocols do not
+    overwrite it."""
+    return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
+
+
+def _short(backbone: str, args) -> str:
+    if args.method == "lstm":
+        name = "lstm"
+    else:
+        name = Path(backbone).name or backbone
+        name += f"-L{args.num_backbone_layers}" if args.num_backbone_layers else ""
+        name += f"-sink{args.sink_tokens}" if args.sink_tokens else ""
+        name += f"-pos{args.learned_positions}" if args.learned_positions else ""
+        name += "-paperinit" if args.input_init == "paper" else ""
+        name += f"-drop{args.input_dropout:g}" if args.input_dropout else ""
+    name += "-paperdata" if args.data_protocol == "paper" else ""
+    name += {True: "-aug", False: "-noaug", None: ""}[args.augment]
+    return name + ("-stream" if args.streaming_train else "")
+
+
+_UNRECORDED = {"results_dir", "data_dir"}  # where files were, not how the run went
+
+
+def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
+    """`results_dir / filename`, unless that file holds a run with other settings (e.g. another learning rate,
+    which the name does not show): then the first free `<name>-2.json`, `-3`, ... so no result is lost. The
+    same command run again replaces its own file."""
+    def settings(result: dict) -> tuple:
+        fpt_args = {k: v for k, v in (result.get("fpt_args") or {}).items() if k not in _UNRECORDED}
+        return json.dumps(result.get("training_args"), sort_keys=True, default=str), json.dumps(fpt_args, sort_keys=True, default=str)
+
+    ours = settings(results)
+    first = Path(results_dir) / filename
+    path, n = first, 1
+    while path.exists():
+        try:
+            if settings(json.loads(path.read_text())) == ours:
+                return path
+        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
+            pass  # not a results file we wrote: keep it
+        n += 1
+        path = first.with_name(f"{first.stem}-{n}{first.suffix}")
+    if path != first:
+        logger.warning(f"{first} holds a run with other settings; writing this run's results to {path}.")
+    return path
+
+
+def write_json(path: Path, data: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(data, indent=2, default=str) + "\n")

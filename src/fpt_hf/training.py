@@ -1,22 +1,19 @@
-"""Trainer glue: models per method, metrics, presets, and the train/evaluate entry points used by
-`examples/run_fpt.py` and the `fpt-hf` CLI."""
+"""Trainer glue: the model per method, the task data, metrics, and the train / evaluate entry points used by
+`examples/run_fpt.py` and the `fpt-hf` CLI (arguments and presets: `arguments.py`; results files: `results.py`)."""
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import platform
-import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
 from datasets import DatasetDict
 from transformers import (
-    HfArgumentParser,
     PreTrainedModel,
     Trainer,
     TrainerCallback,
@@ -25,193 +22,17 @@ from transformers import (
     set_seed,
 )
 
+from .arguments import FIXED_TRAINING_ARGS, FPTArguments, parse_args
 from .baselines import LSTMBaseline, LSTMConfig
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .reservoir import cache_features
-from .tasks import get_task, list_tasks
+from .results import results_filename, results_path, write_json
+from .tasks import get_task
 
 logger = logging.getLogger("fpt_hf")
-METHODS = ("fpt", "full", "frozen_random", "output_only", "lstm")
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
-
-
-@dataclass
-class FPTArguments:
-    """What to train; every `TrainingArguments` flag is accepted beside these."""
-
-    task: str = field(metadata={"help": f"one of {list_tasks()}"})
-    backbone: str = field(default="smollm2-135m", metadata={"help": "Hub id, local folder or embedded name"})
-    method: str = field(default="fpt", metadata={"help": f"one of {list(METHODS)}"})
-    data_dir: str | None = field(default=None, metadata={"help": "local Parquet folder (default: the Hub / $FPT_HF_DATA_DIR)"})
-    preset: str | None = field(default=None, metadata={"help": "'paper' or 'cpu'; explicit flags override it"})
-    num_backbone_layers: int | None = field(default=None, metadata={"help": "use only the first N blocks"})
-    learned_positions: int | None = field(default=None, metadata={"help": "extra learned position table (RoPE backbones)"})
-    sink_tokens: int = field(
-        default=0, metadata={"help": "learned tokens before every input, to take the backbone's attention sink (see FPTConfig)"}
-    )
-    lstm_hidden_size: int = field(default=768, metadata={"help": "hidden size of the LSTM baseline"})
-    attn_implementation: str = field(
-        default="auto", metadata={"help": "'auto' (eager on CPU for tasks of <= 256 tokens, where it is faster; else sdpa), 'sdpa', 'eager'"}
-    )
-    compute_dtype: str = field(
-        default="auto",
-        metadata={"help": "backbone compute dtype: 'auto' (bfloat16 where the hardware has it), 'bfloat16', 'float32' (the paper)"},
-    )
-    selective_checkpointing: bool = field(
-        default=True,
-        metadata={"help": "recompute element-wise ops (norms, softmax, activations) in backward and keep matmul outputs: "
-                          "less activation memory at about the same speed; full --activation_checkpointing takes precedence"},
-    )
-    cache_features: bool = field(
-        default=False,
-        metadata={"help": "output_only: compute the frozen features once and train the head on the cache (reservoir mode)"},
-    )
-    train_size: int | None = field(default=None, metadata={"help": "generated tasks: number of training examples"})
-    streaming_train: bool = field(
-        default=False, metadata={"help": "bit tasks: fresh training examples every batch, drawn by --seed (the paper's protocol)"}
-    )
-    input_init: str = field(
-        default="default", metadata={"help": "'default' or 'paper' (orthogonal gain 1.41, zero bias, N(0, 1) token embeddings; see FPTConfig)"}
-    )
-    input_dropout: float = field(default=0.0, metadata={"help": "dropout on the projected input tokens (the paper preset: 0.1 on continuous inputs)"})
-    data_protocol: str = field(
-        default="default", metadata={"help": "'default' or 'paper': the original code's data preprocessing where it differs (docs/protocol.md)"}
-    )
-    augment: bool | None = field(default=None, metadata={"help": "image tasks: training augmentation on/off (default: the task's choice)"})
-    task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
-    results_dir: str = field(
-        default="outputs/results",
-        metadata={"help": "where the results JSON goes (default outputs/results, untracked; the docs' curated table reads results/, "
-                          "written only when asked with --results_dir results)"},
-    )
-
-    def __post_init__(self):
-        get_task(self.task)  # unknown task -> clear error
-        if self.method not in METHODS:
-            raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
-        get_task(self.task).check_protocol(self.data_protocol)
-        if self.method == "lstm" and self.sink_tokens:
-            raise ValueError(f"--sink_tokens applies to transformer backbones; the lstm method has none (got {self.sink_tokens}).")
-        if self.preset is not None and self.preset not in PRESETS:
-            raise ValueError(f"Unknown preset {self.preset!r}: expected one of {sorted(PRESETS)}.")
-        if self.cache_features and self.method != "output_only":
-            raise ValueError(f"--cache_features needs --method output_only (nothing before the head trains), got {self.method!r}.")
-        if self.streaming_train:
-            if self.cache_features:
-                raise ValueError("--cache_features needs a fixed training set; it cannot cache a --streaming_train stream.")
-            get_task(self.task).load_options(streaming_train=True, train_size=self.train_size)  # raises for other tasks
-        if self.cache_features and get_task(self.task).augmented(self.data_protocol, self.augment):
-            raise ValueError(f"--cache_features would freeze one random augmentation of each {self.task} training image; "
-                             "train without it for augmented tasks.")
-
-
-# Optimisation presets per task. `paper`: the original code's recipe (Adam, constant lr, clip 1.0, batch 4, fp32,
-# its input-layer init and input dropout, CIFAR-10 LRA augmented) with long runs, and fresh examples every batch for
-# the bit tasks; `cpu`: short runs that finish on a laptop-class CPU. Values are flags of TrainingArguments or FPTArguments.
-_PAPER_STEPS = {"bit_memory": 20000, "bit_xor": 2000, "listops": 20000, "mnist": 50000, "cifar10": 100000, "cifar10_lra": 100000, "remote_homology": 50000}
-_CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500, "cifar10": 1500, "cifar10_lra": 300, "remote_homology": 500}
-
-
-PAPER_BATCH_SIZE = 4  # the original code's run.py default
-
-
-def _preset(name: str, task_name: str) -> dict:
-    task = get_task(task_name)
-    recipe = task.recipe
-    steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS)[task_name]
-    every = max(steps // 10, 50)
-    paper = {}
-    if name == "paper":
-        paper = {
-            "input_init": "paper",
-            "input_dropout": 0.0 if "vocab_size" in task.model_kwargs() else 0.1,  # the original drops out Linear inputs only
-            "compute_dtype": "float32",
-        }
-        if task.streamable:
-            paper["streaming_train"] = True
-        if task.materializable:
-            paper["augment"] = task.paper_augmentation  # the original code augments CIFAR-10 LRA as well
-    return {
-        **paper,
-        "learning_rate": recipe.learning_rate,
-        "per_device_train_batch_size": PAPER_BATCH_SIZE if name == "paper" else recipe.batch_size,
-        "max_grad_norm": 1.0,
-        "optim": "adamw_torch_fused",  # weight_decay 0: Adam, fused kernel
-        "lr_scheduler_type": "constant",
-        "weight_decay": 0.0,
-        "warmup_steps": 0,
-        "max_steps": steps,
-        "eval_strategy": "steps",
-        "eval_steps": every,
-        "save_strategy": "steps",
-        "save_steps": every,
-        "save_total_limit": 2,
-        "logging_steps": max(every // 5, 10),
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "accuracy",
-        "report_to": "tensorboard",
-        # Selective checkpointing (the default) for every length: full recomputation cost CIFAR-10 LRA 1.35x in step time
-        # (docs/performance.md) and selective checkpointing's activations fit easily at these batch sizes.
-        "activation_checkpointing": False,
-        **_batching(task, group_by_length=name != "paper"),
-    }
-
-
-def _batching(task, group_by_length: bool) -> dict:
-    """Variable-length tasks: batches of similar lengths (Trainer's length-grouped sampler over the `length` column), so
-    little compute goes to padding (not in the `paper` preset: the original drew random batches); long tasks: small
-    evaluation batches (64 ListOps rows of ~1000 tokens took 1.42x longer as one batch than as 8 batches of 8)."""
-    options = {"per_device_eval_batch_size": 64 if task.max_tokens <= 256 else 8}
-    if task.variable_length and group_by_length:
-        options.update(train_sampling_strategy="group_by_length", length_column_name="length")
-    return options
-
-
-PRESETS = {"paper": _preset, "cpu": _preset}
-# Always set for FPT datasets: image rows are patched on access (set_transform needs the raw columns).
-FIXED_TRAINING_ARGS = {"remove_unused_columns": False, "label_names": ["labels"], "logging_nan_inf_filter": False}
-
-
-def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArguments]:
-    """Parse `FPTArguments` + `TrainingArguments`; a `--preset` supplies defaults that explicit flags override."""
-    argv = list(sys.argv[1:] if argv is None else argv)
-    parser = HfArgumentParser((FPTArguments, TrainingArguments))
-    probe, _ = parser.parse_known_args(argv)
-    defaults = {"output_dir": f"outputs/{probe.task}-{probe.method}-seed{probe.seed}"}
-    if probe.preset:
-        defaults.update(PRESETS[probe.preset](probe.preset, probe.task))
-    if probe.train_size is not None and "--streaming_train" not in argv:
-        defaults.pop("streaming_train", None)  # an explicit training-set size overrides the preset's stream
-    prefix = []
-    for key, value in defaults.items():
-        prefix += [f"--{key}", *(map(str, value) if isinstance(value, list) else [str(value)])]
-    fpt_args, training_args = parser.parse_args_into_dataclasses(args=prefix + argv)
-    for key, value in FIXED_TRAINING_ARGS.items():
-        setattr(training_args, key, value)
-    return fpt_args, training_args
-
-
-def train_help(argv: list[str]) -> str:
-    """`fpt-hf train --help`: fpt-hf's own flags, then the training flags the presets set (for `--task`, if given)."""
-    from dataclasses import MISSING, fields
-
-    lines = ["usage: fpt-hf train --task TASK [--preset cpu|paper] [flags]   (flags override the preset)", "", "fpt-hf flags:"]
-    for f in fields(FPTArguments):
-        default = "required" if f.default is MISSING else f"default {f.default!r}"
-        lines.append(f"  --{f.name:<26} {f.metadata.get('help', '')}" + ("" if "default" in f.metadata.get("help", "") else f" ({default})"))
-    task = argv[argv.index("--task") + 1] if "--task" in argv[:-1] else None
-    if task in list_tasks():
-        cpu, paper = _preset("cpu", task), _preset("paper", task)
-        lines += ["", f"what the presets set for {task} (TrainingArguments and fpt-hf flags):", f"  {'flag':<30} {'cpu':<22} paper"]
-        lines += [f"  --{key:<28} {str(cpu.get(key, '-')):<22} {paper.get(key, '-')}" for key in dict.fromkeys([*cpu, *paper])]
-    else:
-        lines += ["", f"fpt-hf train --task <task> --help also shows what the presets set; tasks: {', '.join(list_tasks())}."]
-    lines += ["", "Every HF TrainingArguments flag is accepted too (--learning_rate, --max_steps, --bf16, --report_to, ...):",
-              "fpt-hf train --help-all lists them all. Logging goes to TensorBoard under <output_dir>/runs with a preset "
-              "(--report_to none turns it off)."]
-    return "\n".join(lines)
 
 
 def resolve_compute_dtype(name: str, use_cpu: bool = False) -> str | None:
@@ -395,8 +216,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         trainer.save_model(training_args.output_dir)  # the best model (heads only for frozen policies)
         path = results_path(args.results_dir, results_filename(task.name, args, results["steps"], training_args.seed), results)
         results["files"] = {"model": str(training_args.output_dir), "results": str(path)}
-        _write_json(Path(training_args.output_dir) / "results.json", results)
-        _write_json(path, results)
+        write_json(Path(training_args.output_dir) / "results.json", results)
+        write_json(path, results)
         if push:
             from .hub import push_checkpoint
 
@@ -408,61 +229,6 @@ _RECORDED_ARGS = {
     "learning_rate", "per_device_train_batch_size", "gradient_accumulation_steps", "max_steps", "max_grad_norm",
     "lr_scheduler_type", "weight_decay", "optim", "bf16", "seed", "eval_steps",
 }
-
-
-def results_filename(task: str, args: FPTArguments, steps: int, seed: int) -> str:
-    """`mnist-fpt-smollm2-135m-L6-1500steps-seed0.json` (`-L6-sink1-pos121-paperinit-drop0.1-paperdata-aug-stream-` with a
-    sink token, a learned position table, the original input init, input dropout, the original preprocessing, explicit
-    augmentation and streamed training data): runs of other lengths, seeds, model shapes or data protocols do not
-    overwrite it."""
-    return f"{task}-{args.method}-{_short(args.backbone, args)}-{steps}steps-seed{seed}.json"
-
-
-def _short(backbone: str, args: FPTArguments) -> str:
-    if args.method == "lstm":
-        name = "lstm"
-    else:
-        name = Path(backbone).name or backbone
-        name += f"-L{args.num_backbone_layers}" if args.num_backbone_layers else ""
-        name += f"-sink{args.sink_tokens}" if args.sink_tokens else ""
-        name += f"-pos{args.learned_positions}" if args.learned_positions else ""
-        name += "-paperinit" if args.input_init == "paper" else ""
-        name += f"-drop{args.input_dropout:g}" if args.input_dropout else ""
-    name += "-paperdata" if args.data_protocol == "paper" else ""
-    name += {True: "-aug", False: "-noaug", None: ""}[args.augment]
-    return name + ("-stream" if args.streaming_train else "")
-
-
-_UNRECORDED = {"results_dir", "data_dir"}  # where files were, not how the run went
-
-
-def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
-    """`results_dir / filename`, unless that file holds a run with other settings (e.g. another learning rate,
-    which the name does not show): then the first free `<name>-2.json`, `-3`, ... so no result is lost. The
-    same command run again replaces its own file."""
-    def settings(result: dict) -> tuple:
-        fpt_args = {k: v for k, v in (result.get("fpt_args") or {}).items() if k not in _UNRECORDED}
-        return json.dumps(result.get("training_args"), sort_keys=True, default=str), json.dumps(fpt_args, sort_keys=True, default=str)
-
-    ours = settings(results)
-    first = Path(results_dir) / filename
-    path, n = first, 1
-    while path.exists():
-        try:
-            if settings(json.loads(path.read_text())) == ours:
-                return path
-        except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            pass  # not a results file we wrote: keep it
-        n += 1
-        path = first.with_name(f"{first.stem}-{n}{first.suffix}")
-    if path != first:
-        logger.warning(f"{first} holds a run with other settings; writing this run's results to {path}.")
-    return path
-
-
-def _write_json(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2, default=str) + "\n")
 
 
 def main(argv: list[str] | None = None) -> dict:
