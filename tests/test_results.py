@@ -3,7 +3,7 @@ import json
 import numpy as np
 import pytest
 
-from fpt_hf.results import bar_chart, collect, markdown_table
+from fpt_hf.results import bar_chart, collect, markdown_table, seed_summary
 
 
 def _write(folder, name, **fields):
@@ -19,14 +19,17 @@ def test_table_aggregates_seeds_and_shows_paper(tmp_path):
     table = markdown_table(groups)
     values = 100 * np.array([0.98, 0.99, 0.97])
     assert f"| mnist | fpt | smollm2-135m | 3 | 1500 | {values.mean():.2f} ± {values.std(ddof=1):.2f} | 98.0 |" in table
-    assert "| bit_xor | lstm | LSTM | 1 | 500 | 50.00 ± 0.00 | 50.1 |" in table
+    assert "| bit_xor | lstm | LSTM | 1 | 500 | 50.00 (1 seed) | 50.1 |" in table
     assert table.index("bit_xor") < table.index("mnist")  # the paper's task order
     _write(tmp_path, "mnist-fpt-smollm2-135m-25000steps-seed0.json", task="mnist", method="fpt", backbone="smollm2-135m", accuracy=0.99, steps=25000, seed=0)
     table = markdown_table(collect(tmp_path))  # a longer run is its own row, not averaged with the short ones
-    assert "| mnist | fpt | smollm2-135m | 1 | 25000 | 99.00 ± 0.00 | 98.0 |" in table
+    assert "| mnist | fpt | smollm2-135m | 1 | 25000 | 99.00 (1 seed) | 98.0 |" in table
     assert f"| mnist | fpt | smollm2-135m | 3 | 1500 | {values.mean():.2f} ± {values.std(ddof=1):.2f} | 98.0 |" in table
     png = bar_chart(groups, tmp_path / "chart.png")
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert seed_summary([{"accuracy": 0.5}]) == (50.0, None, 1)  # one seed: no error bar, no "± 0.00"
+    mean, std, n = seed_summary([{"accuracy": 0.98}, {"accuracy": 0.99}, {"accuracy": 0.97}])
+    assert (round(mean, 6), round(std, 6), n) == (98.0, 1.0, 3)
 
 
 def test_foreign_json_is_rejected(tmp_path):
@@ -64,10 +67,10 @@ def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
     _write(tmp_path, "c.json", accuracy=0.995, sink_tokens=1, fpt_args={"streaming_train": True}, **common)
     _write(tmp_path, "d.json", accuracy=0.997, sink_tokens=1, fpt_args={"streaming_train": True, "learned_positions": 121}, **common)
     table = markdown_table(collect(tmp_path))
-    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token, streamed data | 1 | 4000 | 99.50 ± 0.00 | 100 |" in table
-    assert "| smollm2-135m (first 6 layers) + 1 sink token + 121 learned positions, streamed data | 1 | 4000 | 99.70 ± 0.00 |" in table
-    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) | 1 | 4000 | 99.00 ± 0.00 | 100 |" in table
-    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 ± 0.00 | 100 |" in table
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token, streamed data | 1 | 4000 | 99.50 (1 seed) | 100 |" in table
+    assert "| smollm2-135m (first 6 layers) + 1 sink token + 121 learned positions, streamed data | 1 | 4000 | 99.70 (1 seed) |" in table
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) | 1 | 4000 | 99.00 (1 seed) | 100 |" in table
+    assert "| bit_memory | fpt | smollm2-135m (first 6 layers) + 1 sink token | 1 | 4000 | 100.00 (1 seed) | 100 |" in table
 
 
 def test_protocol_choices_are_their_own_file_and_row(tmp_path):
@@ -82,8 +85,8 @@ def test_protocol_choices_are_their_own_file_and_row(tmp_path):
     _write(tmp_path, "a.json", accuracy=0.4, fpt_args={"input_init": "paper", "input_dropout": 0.1, "data_protocol": "paper", "augment": True}, **common)
     _write(tmp_path, "b.json", accuracy=0.3, **common)
     table = markdown_table(collect(tmp_path))
-    assert "| smollm2-135m, original input init, input dropout 0.1, original preprocessing, augmented | 1 | 100 | 40.00 ± 0.00 |" in table
-    assert "| cifar10_lra | fpt | smollm2-135m | 1 | 100 | 30.00 ± 0.00 |" in table
+    assert "| smollm2-135m, original input init, input dropout 0.1, original preprocessing, augmented | 1 | 100 | 40.00 (1 seed) |" in table
+    assert "| cifar10_lra | fpt | smollm2-135m | 1 | 100 | 30.00 (1 seed) |" in table
 
 
 def test_sink_tokens_are_for_transformer_methods():

@@ -55,24 +55,33 @@ def _order(key):
     return (TASK_ORDER.index(task) if task in TASK_ORDER else 99, METHOD_ORDER.index(method) if method in METHOD_ORDER else 99, backbone, steps)
 
 
+def seed_summary(runs: list[dict]) -> tuple[float, float | None, int]:
+    """(mean accuracy %, std over seeds or None for a single seed, number of seeds)."""
+    accuracy = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
+    return float(accuracy.mean()), (float(accuracy.std(ddof=1)) if len(accuracy) > 1 else None), len(accuracy)
+
+
+def format_accuracy(mean: float, std: float | None) -> str:
+    return f"{mean:.2f}" + (" (1 seed)" if std is None else f" ± {std:.2f}")
+
+
 def markdown_table(groups: dict) -> str:
     """One row per (task, method, backbone, steps): mean +- std accuracy over seeds next to the paper's number."""
     lines = ["| task | method | backbone | seeds | steps | accuracy % (mean ± std) | paper % |", "|---|---|---|---|---|---|---|"]
     for key in sorted(groups, key=_order):
         task, method, backbone, steps = key
-        runs = groups[key]
-        accuracy = 100 * np.array([r["accuracy"] for r in runs], dtype=float)
-        std = accuracy.std(ddof=1) if len(accuracy) > 1 else 0.0
+        mean, std, n = seed_summary(groups[key])
         paper = PAPER.get(method, {}).get(task)
-        lines.append(
-            f"| {task} | {method} | {backbone} | {len(runs)} | {steps} | {accuracy.mean():.2f} ± {std:.2f} | "
-            f"{'' if paper is None else paper} |"
-        )
+        lines.append(f"| {task} | {method} | {backbone} | {n} | {steps} | {format_accuracy(mean, std)} | {'' if paper is None else paper} |")
     return "\n".join(lines) + "\n"
 
 
+PAPER_MARKERS = {"fpt": ("FPT (paper)", "o"), "full": ("full transformer (paper)", "s"), "lstm": ("LSTM (paper)", "^")}
+
+
 def bar_chart(groups: dict, path: str | Path) -> Path:
-    """Grouped bars (one group per task, one bar per method/backbone) with seed std as error bars."""
+    """One panel per task, one horizontal bar per row of the table (mean over seeds; an error bar only where 2+ seeds
+    ran), the paper's FPT / full / LSTM numbers as markers, and an accuracy axis zoomed to what the panel holds."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,25 +89,29 @@ def bar_chart(groups: dict, path: str | Path) -> Path:
 
     keys = sorted(groups, key=_order)
     tasks = list(dict.fromkeys(k[0] for k in keys))
-    series = list(dict.fromkeys(k[1:] for k in keys))  # one colour per (method, backbone, steps)
-    colours = plt.get_cmap("tab10" if len(series) <= 10 else "tab20")
-    widest = max(sum(1 for k in keys if k[0] == task) for task in tasks)
-    width = 0.8 / widest
-    fig, ax = plt.subplots(figsize=(max(8, 0.35 * len(keys) + 2), 5.2))
-    labelled = set()
-    for t, task in enumerate(tasks):
-        present = [k for k in keys if k[0] == task]  # each task's bars side by side, centred on its tick
-        for j, key in enumerate(present):
-            acc = 100 * np.array([r["accuracy"] for r in groups[key]], dtype=float)
-            i = series.index(key[1:])
-            label = None if i in labelled else "{} ({}, {} steps)".format(*key[1:])
-            labelled.add(i)
-            ax.bar(t + (j - (len(present) - 1) / 2) * width, acc.mean(), width, yerr=acc.std(ddof=1) if len(acc) > 1 else 0.0,
-                   capsize=3, color=colours(i % colours.N), label=label)
-    ax.set_xticks(range(len(tasks)), tasks)
-    ax.set_ylabel("test accuracy (%)")
-    ax.set_ylim(0, 105)
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
+    rows = {task: [k for k in keys if k[0] == task] for task in tasks}
+    colours = {m: plt.get_cmap("tab10")(i) for i, m in enumerate(METHOD_ORDER)}
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(10, sum(1.0 + 0.32 * len(r) for r in rows.values())),
+                             gridspec_kw={"height_ratios": [1.0 + 0.32 * len(rows[t]) for t in tasks]}, squeeze=False)
+    for ax, task in zip(axes[:, 0], tasks):
+        values = []
+        for y, key in enumerate(rows[task]):
+            mean, error, n = seed_summary(groups[key])  # an error bar only where 2+ seeds ran
+            ax.barh(y, mean, xerr=error, capsize=3 if error is not None else 0, color=colours.get(key[1], "grey"), height=0.7)
+            ax.text(mean, y, f" {format_accuracy(mean, error)}" + (f" (n={n})" if error is not None else ""), va="center", fontsize=7)
+            values.append(mean - (error or 0))
+        for offset, (method, (label, marker)) in enumerate(PAPER_MARKERS.items()):
+            if task in PAPER[method]:  # one marker row per paper method, so equal numbers (100/100) stay visible
+                ax.plot([PAPER[method][task]], [-1.2 + 0.3 * offset], marker=marker, color=colours[method], linestyle="none", label=label, clip_on=False)
+                values.append(PAPER[method][task])
+        low = max(0.0, min(values) - 0.15 * (max(values) - min(values) + 1))
+        ax.set_xlim(low, min(100.0, max(values) + 0.35 * (max(values) - low + 1)))
+        ax.set_yticks(range(len(rows[task])), ["{}: {} ({} steps)".format(*key[1:]) for key in rows[task]], fontsize=7)
+        ax.set_ylim(len(rows[task]) - 0.5, -1.5)
+        ax.set_title(task, fontsize=9, loc="left")
+    axes[-1, 0].set_xlabel("test accuracy (%); markers: the paper's GPT-2 numbers")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.legend(dict(zip(labels, handles)).values(), dict(zip(labels, handles)).keys(), loc="upper right", fontsize=7, frameon=False)
     fig.tight_layout()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
