@@ -323,3 +323,51 @@ def test_user_runs_never_write_the_curated_results_folder(gpt2_dir, tmp_path, mo
     assert [p.name for p in (tmp_path / "outputs" / "results").iterdir()] == [f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json"]
     assert [p.name for p in (tmp_path / "results").iterdir()] == [f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json"]
     assert (tmp_path / "results" / f"bit_xor-fpt-{os.path.basename(gpt2_dir)}-4steps-seed42.json").read_text() == '{"task": "stale"}'
+
+
+def _user_parquet(folder, inputs, labels, splits=("train", "test")):
+    import datasets
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in splits:
+        datasets.Dataset.from_dict({"x": inputs, "y": labels}).to_parquet(folder / f"{split}.parquet")
+    return str(folder)
+
+
+@pytest.mark.parametrize("kind", ["continuous", "token_ids"])
+def test_train_on_your_own_parquet_dataset(gpt2_dir, tmp_path, kind):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    if kind == "continuous":
+        inputs = rng.normal(size=(80, 6, 3)).astype("float32").tolist()
+        labels = [int(np.mean(x) > 0) for x in inputs]
+    else:
+        inputs = [rng.integers(1, 9, size=rng.integers(3, 12)).tolist() for _ in range(80)]
+        labels = [int(len(x) > 7) for x in inputs]
+    folder = _user_parquet(tmp_path / "my_data", inputs, labels)
+    results = main(["--dataset", folder, "--input_column", "x", "--label_column", "y", "--backbone", gpt2_dir, "--preset", "cpu",
+                    "--use_cpu", "--max_steps", "20", "--eval_steps", "10", "--save_steps", "10", "--output_dir", str(tmp_path / "out"),
+                    "--results_dir", str(tmp_path / "results"), "--report_to", "none", "--disable_tqdm", "true"])
+    assert results["task"] == "my_data" and results["steps"] == 20 and results["num_labels"] == 2 and 0 <= results["accuracy"] <= 1
+    model = FPTModel.from_pretrained(tmp_path / "out")
+    assert (model.config.input_dim, model.config.vocab_size) == ((3, None) if kind == "continuous" else (None, 9))
+
+
+def test_your_own_dataset_refuses_bad_columns_clearly(tmp_path):
+    good = _user_parquet(tmp_path / "good", [[[0.0, 1.0]], [[1.0, 0.0]]], [0, 1])
+    cases = [
+        (["--dataset", good, "--input_column", "pixels"], r"split 'train' has no column 'pixels' \(columns: \['x', 'y'\]\); name yours with --input_column"),
+        (["--dataset", good, "--input_column", "x"], r"has no column 'labels'"),
+        (["--dataset", _user_parquet(tmp_path / "ragged", [[[0.0, 1.0]], [[1.0, 0.0, 2.0]]], [0, 1]), "--input_column", "x", "--label_column", "y"],
+         r"row 1: every row must have the same kind and feature size; seen \[2, 3\] features per token"),
+        (["--dataset", _user_parquet(tmp_path / "floats", [[[0.0]], [[1.0]]], [0.5, 1.0]), "--input_column", "x", "--label_column", "y"],
+         r"labels \('y'\) must be integer class ids, got Value\('float64'"),
+        (["--dataset", _user_parquet(tmp_path / "notest", [[[0.0]], [[1.0]]], [0, 1], splits=("train",)), "--input_column", "x", "--label_column", "y"],
+         r"needs 'train' and 'test' splits \(optionally 'validation'\); it has \['train'\]"),
+        (["--dataset", good, "--task", "bit_xor"], r"Give --task .* or --dataset .*, exactly one"),
+        ([], r"Give --task .* or --dataset .*, exactly one"),
+    ]
+    for argv, message in cases:
+        with pytest.raises(ValueError, match=message):
+            parse_args([*argv, "--use_cpu"])

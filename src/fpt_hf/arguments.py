@@ -3,12 +3,14 @@ the parser that lets explicit flags override a preset."""
 
 from __future__ import annotations
 
+import functools
 import sys
 from dataclasses import dataclass, field
 
 from transformers import HfArgumentParser, TrainingArguments
 
-from .tasks import get_task, list_tasks
+from .tasks import Task, get_task, list_tasks
+from .tasks.user_data import DatasetTask
 
 METHODS = ("fpt", "full", "frozen_random", "output_only", "lstm")
 
@@ -17,7 +19,13 @@ METHODS = ("fpt", "full", "frozen_random", "output_only", "lstm")
 class FPTArguments:
     """What to train; every `TrainingArguments` flag is accepted beside these."""
 
-    task: str = field(metadata={"help": f"one of {list_tasks()}"})
+    task: str | None = field(default=None, metadata={"help": f"one of {list_tasks()} (or --dataset)"})
+    dataset: str | None = field(
+        default=None, metadata={"help": "your own data instead of --task: a Parquet or save_to_disk folder, or a Hub dataset id, "
+                                        "with train and test splits"}
+    )
+    input_column: str = field(default="inputs", metadata={"help": "--dataset: column of (tokens, features) floats or token ids"})
+    label_column: str = field(default="labels", metadata={"help": "--dataset: column of integer class ids"})
     backbone: str = field(default="smollm2-135m", metadata={"help": "Hub id, local folder or embedded name"})
     method: str = field(default="fpt", metadata={"help": f"one of {list(METHODS)}"})
     data_dir: str | None = field(default=None, metadata={"help": "local Parquet folder (default: the Hub / $FPT_HF_DATA_DIR)"})
@@ -64,10 +72,13 @@ class FPTArguments:
     )
 
     def __post_init__(self):
-        get_task(self.task)  # unknown task -> clear error
+        if (self.task is None) == (self.dataset is None):
+            raise ValueError(f"Give --task (one of {list_tasks()}) or --dataset (your own data), exactly one; "
+                             f"got task={self.task!r}, dataset={self.dataset!r}.")
+        task = self.resolve_task()  # unknown task, or unusable data -> clear error
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
-        get_task(self.task).check_protocol(self.data_protocol)
+        task.check_protocol(self.data_protocol)
         if self.method == "lstm" and self.sink_tokens:
             raise ValueError(f"--sink_tokens applies to transformer backbones; the lstm method has none (got {self.sink_tokens}).")
         if self.preset is not None and self.preset not in PRESETS:
@@ -77,10 +88,19 @@ class FPTArguments:
         if self.streaming_train:
             if self.cache_features:
                 raise ValueError("--cache_features needs a fixed training set; it cannot cache a --streaming_train stream.")
-            get_task(self.task).load_options(streaming_train=True, train_size=self.train_size)  # raises for other tasks
-        if self.cache_features and get_task(self.task).augmented(self.data_protocol, self.augment):
+            task.load_options(streaming_train=True, train_size=self.train_size)  # raises for other tasks
+        if self.cache_features and task.augmented(self.data_protocol, self.augment):
             raise ValueError(f"--cache_features would freeze one random augmentation of each {self.task} training image; "
                              "train without it for augmented tasks.")
+
+    def resolve_task(self) -> Task:
+        """The built-in task named by --task, or the user's --dataset as a task."""
+        return get_task(self.task) if self.dataset is None else _dataset_task(self.dataset, self.input_column, self.label_column)
+
+
+@functools.lru_cache(maxsize=8)
+def _dataset_task(source: str, input_column: str, label_column: str) -> DatasetTask:
+    return DatasetTask(source, input_column, label_column)
 
 
 # Optimisation presets per task. `paper`: the original code's recipe (Adam, constant lr, clip 1.0, batch 4, fp32,
@@ -93,10 +113,10 @@ _CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500,
 PAPER_BATCH_SIZE = 4  # the original code's run.py default
 
 
-def _preset(name: str, task_name: str) -> dict:
-    task = get_task(task_name)
+def _preset(name: str, task: Task | str) -> dict:
+    task = get_task(task) if isinstance(task, str) else task
     recipe = task.recipe
-    steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS)[task_name]
+    steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS).get(task.name, 20000 if name == "paper" else 500)
     every = max(steps // 10, 50)
     paper = {}
     if name == "paper":
@@ -155,9 +175,10 @@ def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArg
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((FPTArguments, TrainingArguments))
     probe, _ = parser.parse_known_args(argv)
-    defaults = {"output_dir": f"outputs/{probe.task}-{probe.method}-seed{probe.seed}"}
-    if probe.preset:
-        defaults.update(PRESETS[probe.preset](probe.preset, probe.task))
+    task = FPTArguments(**{k: getattr(probe, k) for k in ("task", "dataset", "input_column", "label_column")}).resolve_task()
+    defaults = {"output_dir": f"outputs/{task.name}-{probe.method}-seed{probe.seed}"}
+    if probe.preset in PRESETS:  # an unknown preset is refused, by name, when the arguments are built below
+        defaults.update(PRESETS[probe.preset](probe.preset, task))
     if probe.train_size is not None and "--streaming_train" not in argv:
         defaults.pop("streaming_train", None)  # an explicit training-set size overrides the preset's stream
     prefix = []

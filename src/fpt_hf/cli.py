@@ -25,9 +25,7 @@ def _train(argv):
     results = main(argv)
     print(json.dumps({k: results[k] for k in ("task", "method", "backbone", "eval_split", "accuracy", "steps")}))
     if "files" in results:  # the main process
-        from .tasks import get_task
-
-        chance = 100 / get_task(results["task"]).num_labels
+        chance = 100 / results["num_labels"]
         print(f"{results['task']} / {results['method']}: {results['eval_split']} accuracy {100 * results['accuracy']:.2f}% "
               f"(chance {chance:.0f}%) after {results['steps']} steps in {results['wall_time_s']:.0f} s.\n"
               f"Model: {results['files']['model']}/   results: {results['files']['results']}")

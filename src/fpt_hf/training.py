@@ -149,7 +149,7 @@ def hardware() -> dict:
 def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None):
     """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
     `selection` split while training (see `with_selection_split`), as `run_training` uses them."""
-    task = get_task(args.task)
+    task = args.resolve_task()
     set_seed(training_args.seed)
     model = build_model(task, args, use_cpu=training_args.use_cpu)
     if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
@@ -183,7 +183,7 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
 def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
     """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
-    task = get_task(args.task)
+    task = args.resolve_task()
     if args.preset == "paper" and args.method != "lstm":
         logger.warning("--preset paper: the original recipe, run on backbone %r (the paper's was GPT-2).", args.backbone)
     start = time.time()
@@ -203,6 +203,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "method": args.method,
         "seed": training_args.seed,
         "eval_split": task.eval_split,
+        "num_labels": task.num_labels,
         "accuracy": metrics.get(f"{task.eval_split}_accuracy"),
         "accuracy_by_split": {split: metrics[f"{split}_accuracy"] for split in task.reported_splits if f"{split}_accuracy" in metrics},
         "selection_split": selection,
