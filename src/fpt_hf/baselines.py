@@ -6,7 +6,7 @@ from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
 from .configuration_fpt import check_io_spec
-from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
+from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, classification_loss, pool
 
 
 class LSTMConfig(PretrainedConfig):
@@ -79,10 +79,12 @@ class LSTMBaseline(PreTrainedModel):
 
     def forward(self, inputs, attention_mask=None, labels=None, output_hidden_states: bool = False) -> SequenceModelOutput:
         if self.config.validate_inputs:
-            validate_batch(self.config, inputs, attention_mask, labels, self.config.max_length)
+            inputs, attention_mask, labels = checked_batch(self.config, inputs, attention_mask, labels, self.config.max_length)
         hidden = self.dropout(self.input_layer(inputs))
         for lstm, norm in zip(self.lstms, self.norms):
             hidden = norm(lstm(hidden)[0])
         logits = self.head(pool(self.config, hidden, attention_mask))
+        if self.config.validate_inputs:
+            check_finite_logits(logits, inputs)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)

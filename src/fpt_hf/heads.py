@@ -27,29 +27,34 @@ class SequenceModelOutput(ModelOutput):
     last_hidden_state: torch.FloatTensor | None = None
 
 
-def validate_batch(config, inputs, attention_mask, labels, max_length: int | None) -> None:
-    """Raise `ValueError` (saying what was expected and what came) on malformed inputs, masks or labels."""
+def checked_batch(config, inputs, attention_mask, labels, max_length: int | None):
+    """`(inputs, attention_mask, labels)` checked and in the dtypes the model computes with; raise `ValueError` saying what
+    was expected and what came on anything that would fail deep inside torch or, worse, give a quiet wrong answer.
+    Only lossless casts: token ids, masks and labels of any integer width -> int64."""
     if not isinstance(inputs, torch.Tensor):
         raise ValueError(f"inputs must be a torch.Tensor, got {type(inputs).__name__}.")
+    if inputs.numel() == 0:
+        raise ValueError(f"inputs is empty (shape {tuple(inputs.shape)}): a batch needs at least one row of at least one token.")
     if config.vocab_size is not None:
         if inputs.dim() != 2:
             raise ValueError(f"Token-id inputs must have shape (batch, seq_len), got {tuple(inputs.shape)}.")
-        if inputs.is_floating_point() or inputs.is_complex():
+        if inputs.is_floating_point() or inputs.is_complex() or inputs.dtype == torch.bool:
             raise ValueError(
                 f"This model takes integer token ids (vocab_size={config.vocab_size}), got a {inputs.dtype} tensor. "
                 "Build the model with input_dim=... for continuous features."
             )
-        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= config.vocab_size):
+        if int(inputs.min()) < 0 or int(inputs.max()) >= config.vocab_size:
             raise ValueError(
                 f"Token ids must be in [0, {config.vocab_size}), got values in [{int(inputs.min())}, {int(inputs.max())}]."
             )
+        inputs = inputs.long()
     else:
         if inputs.dim() != 3 or inputs.shape[-1] != config.input_dim:
             raise ValueError(
                 f"Continuous inputs must have shape (batch, seq_len, {config.input_dim}), got {tuple(inputs.shape)}."
             )
-        if not inputs.is_floating_point():
-            raise ValueError(f"Continuous inputs must be floating point, got {inputs.dtype}.")
+        if inputs.dtype != torch.float32:
+            raise ValueError(f"Continuous inputs must be float32 (the input layer's dtype), got {inputs.dtype}: pass inputs.float().")
         if not bool(torch.isfinite(inputs).all()):
             raise ValueError("inputs contain NaN or inf values.")
     batch, seq_len = inputs.shape[:2]
@@ -57,26 +62,60 @@ def validate_batch(config, inputs, attention_mask, labels, max_length: int | Non
         sinks = getattr(config, "sink_tokens", 0)
         room = f" (its {max_length + sinks} positions less {sinks} sink token{'s' if sinks > 1 else ''})" if sinks else ""
         raise ValueError(f"Sequence length {seq_len} exceeds the backbone's {max_length} positions{room}.")
-    if attention_mask is not None and tuple(attention_mask.shape) != (batch, seq_len):
-        raise ValueError(
-            f"attention_mask must have shape (batch, seq_len) = {(batch, seq_len)}, got {tuple(attention_mask.shape)}."
-        )
-    if attention_mask is not None and bool((attention_mask.sum(-1) == 0).any()):
-        raise ValueError("attention_mask has a row with no real tokens.")
-    if config.output_mode == "tokens" and seq_len < config.num_output_tokens:
+    if attention_mask is not None:
+        attention_mask = _checked_mask(config, attention_mask, batch, seq_len)
+    elif config.output_mode == "tokens" and seq_len < config.num_output_tokens:
         raise ValueError(f"output_mode='tokens' reads the last {config.num_output_tokens} tokens, got seq_len={seq_len}.")
     if labels is not None:
-        expected = (batch,) if config.output_mode != "tokens" else (batch, config.num_output_tokens * config.predictions_per_token)
-        if tuple(labels.shape) != expected:
-            raise ValueError(f"labels must have shape {expected}, got {tuple(labels.shape)}.")
-        if labels.is_floating_point():
-            raise ValueError(f"labels must be integer class ids, got {labels.dtype}.")
-        valid = labels[labels != -100]
-        if valid.numel() and (int(valid.min()) < 0 or int(valid.max()) >= config.num_labels):
-            raise ValueError(
-                f"labels must be in [0, {config.num_labels}) (or -100 to ignore), got values in "
-                f"[{int(valid.min())}, {int(valid.max())}]."
-            )
+        labels = checked_labels(config, labels, batch)
+    return inputs, attention_mask, labels
+
+
+def _checked_mask(config, attention_mask, batch: int, seq_len: int) -> torch.Tensor:
+    if not isinstance(attention_mask, torch.Tensor) or attention_mask.is_complex():
+        raise ValueError(f"attention_mask must be a tensor of 0s and 1s, got {type(attention_mask).__name__}.")
+    if tuple(attention_mask.shape) != (batch, seq_len):
+        raise ValueError(f"attention_mask must have shape (batch, seq_len) = {(batch, seq_len)}, got {tuple(attention_mask.shape)}.")
+    if bool(((attention_mask != 0) & (attention_mask != 1)).any()):  # positions are counted from the mask: a 2 would shift them
+        raise ValueError(f"attention_mask must hold only 0 (padding) and 1 (real token), got values {sorted(attention_mask.unique().tolist())}.")
+    mask = attention_mask.long()
+    real = mask.sum(-1)
+    if bool((real == 0).any()):
+        raise ValueError("attention_mask has a row with no real tokens.")
+    if config.output_mode == "tokens":  # the last k tokens are read by position: right padding only, k real tokens per row
+        if bool((mask[:, 1:] > mask[:, :-1]).any()):
+            raise ValueError("output_mode='tokens' reads each row's last real tokens and needs right padding (1s then 0s); "
+                             "this attention_mask has padding before real tokens.")
+        if int(real.min()) < config.num_output_tokens:
+            raise ValueError(f"output_mode='tokens' reads the last {config.num_output_tokens} tokens of each row; a row has only "
+                             f"{int(real.min())} real tokens.")
+    return mask
+
+
+def checked_labels(config, labels, batch: int) -> torch.Tensor:
+    expected = (batch,) if config.output_mode != "tokens" else (batch, config.num_output_tokens * config.predictions_per_token)
+    if not isinstance(labels, torch.Tensor) or labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool:
+        kind = labels.dtype if isinstance(labels, torch.Tensor) else type(labels).__name__
+        raise ValueError(f"labels must be an integer tensor of class ids, got {kind}.")
+    if tuple(labels.shape) != expected:
+        raise ValueError(f"labels must have shape {expected}, got {tuple(labels.shape)}.")
+    labels = labels.long()
+    valid = labels[labels != -100]
+    if valid.numel() == 0:
+        raise ValueError("Every label is -100 (ignored): the loss would be NaN. Give at least one real class id.")
+    if int(valid.min()) < 0 or int(valid.max()) >= config.num_labels:
+        raise ValueError(
+            f"labels must be in [0, {config.num_labels}) (or -100 to ignore), got values in [{int(valid.min())}, {int(valid.max())}]."
+        )
+    return labels
+
+
+def check_finite_logits(logits: torch.Tensor, inputs: torch.Tensor | None) -> None:
+    """Finite inputs can still overflow inside the network (e.g. features of 1e30): say so instead of returning NaN."""
+    if not bool(torch.isfinite(logits).all()):
+        scale = f" (largest |input| {inputs.abs().max().item():.3g})" if inputs is not None and inputs.is_floating_point() else ""
+        raise ValueError(f"The model produced NaN/inf logits from finite inputs{scale}: the values overflow inside the network. "
+                         "Scale the inputs (e.g. standardise features) or check the cached features.")
 
 
 def pool(config, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

@@ -15,7 +15,7 @@ from transformers.utils import cached_file
 
 from .backbones import EMBEDDED_BACKBONES, classify_parameters, fingerprint, load_backbone, load_backbone_config, max_positions
 from .configuration_fpt import FPTConfig
-from .heads import OutputHead, SequenceModelOutput, classification_loss, pool, validate_batch
+from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, checked_labels, classification_loss, pool
 
 PAPER_ORTHOGONAL_GAIN = 1.41  # the original code's `orth_gain` for the input layer
 
@@ -179,10 +179,12 @@ class FPTModel(FPTPreTrainedModel):
         if inputs is None:
             raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
-            validate_batch(self.config, inputs, attention_mask, labels, self.max_length)
+            inputs, attention_mask, labels = checked_batch(self.config, inputs, attention_mask, labels, self.max_length)
         hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state
         hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
         logits = self.head(pool(self.config, hidden.float(), attention_mask))
+        if self.config.validate_inputs:
+            check_finite_logits(logits, inputs)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 
@@ -231,6 +233,10 @@ class FPTModel(FPTPreTrainedModel):
         expected = (self.backbone.config.hidden_size,) if self.config.output_mode != "tokens" else (self.config.num_output_tokens, self.backbone.config.hidden_size)
         if tuple(features.shape[1:]) != expected:
             raise ValueError(f"Cached features must have shape (batch, {', '.join(map(str, expected))}), got {tuple(features.shape)}.")
+        if not bool(torch.isfinite(features).all()):
+            raise ValueError("Cached features contain NaN or inf values: re-extract them (fpt_hf.reservoir.extract_features).")
+        if labels is not None and self.config.validate_inputs:
+            labels = checked_labels(self.config, labels, features.shape[0])
         logits = self.head(features.float())
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits)

@@ -1,0 +1,102 @@
+"""No silent wrong results, no lost work: every bad input is refused with a message that names it (issue classes 1-8)."""
+
+import pytest
+import torch
+
+from fpt_hf import FPTModel, LSTMBaseline, LSTMConfig
+
+
+@pytest.fixture(scope="module")
+def continuous(gpt2_dir):
+    return FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3).eval()
+
+
+@pytest.fixture(scope="module")
+def tokens_mode(gpt2_dir):
+    return FPTModel.from_pretrained(gpt2_dir, input_dim=1, num_labels=2, output_mode="tokens", num_output_tokens=3).eval()
+
+
+@pytest.fixture(scope="module")
+def token_ids(gpt2_dir):
+    return FPTModel.from_pretrained(gpt2_dir, vocab_size=20, num_labels=3).eval()
+
+
+# ----------------------------------------------------------------------------- 1. inputs that would change the answer
+@pytest.mark.parametrize("mask, message", [
+    (torch.tensor([[1, 1, 2, 0]]), r"only 0 \(padding\) and 1 \(real token\), got values \[0, 1, 2\]"),
+    (torch.tensor([[1.0, 0.5, 0.0, 0.0]]), r"only 0 \(padding\) and 1 \(real token\), got values \[0.0, 0.5, 1.0\]"),
+    (torch.tensor([[-1, 1, 1, 1]]), r"got values \[-1, 1\]"),
+])
+def test_masks_other_than_zero_one_are_refused(continuous, mask, message):
+    with pytest.raises(ValueError, match=message):
+        continuous(inputs=torch.randn(1, 4, 4), attention_mask=mask)
+
+
+def test_float_and_bool_masks_of_zeros_and_ones_give_the_int_mask_answer(continuous):
+    x, mask = torch.randn(2, 5, 4), torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    reference = continuous(inputs=x, attention_mask=mask).logits
+    for other in (mask.float(), mask.bool(), mask.int()):
+        torch.testing.assert_close(continuous(inputs=x, attention_mask=other).logits, reference)
+
+
+@pytest.mark.parametrize("mask, message", [
+    (torch.tensor([[0, 0, 1, 1, 1, 1]]), "needs right padding"),  # left padding: the last k positions would be padding
+    (torch.tensor([[1, 1, 0, 0, 0, 0]]), "a row has only 2 real tokens"),  # the index would wrap around into padding
+])
+def test_tokens_mode_refuses_left_padding_and_short_rows(tokens_mode, mask, message):
+    with pytest.raises(ValueError, match=message):
+        tokens_mode(inputs=torch.randn(1, 6, 1), attention_mask=mask)
+
+
+def test_all_ignored_labels_are_refused(continuous):
+    with pytest.raises(ValueError, match=r"Every label is -100 \(ignored\): the loss would be NaN"):
+        continuous(inputs=torch.randn(2, 3, 4), labels=torch.tensor([-100, -100]))
+    assert torch.isfinite(continuous(inputs=torch.randn(2, 3, 4), labels=torch.tensor([-100, 1])).loss)
+
+
+def test_overflowing_finite_inputs_are_reported_not_returned_as_nan(gpt2_dir):
+    model = LSTMBaseline(LSTMConfig(input_dim=4, num_labels=3, hidden_size=8, num_layers=1)).eval()
+    with torch.no_grad():
+        model.input_layer.weight.fill_(1e38)  # stands in for weights or inputs that overflow
+    with pytest.raises(ValueError, match=r"NaN/inf logits from finite inputs \(largest \|input\| 1e\+30\)"):
+        model(inputs=torch.full((1, 2, 4), 1e30))
+
+
+def test_nan_cached_features_are_refused(gpt2_dir):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3, policy="output_only")
+    features = torch.randn(2, model.backbone.config.hidden_size)
+    features[0, 0] = float("nan")
+    with pytest.raises(ValueError, match="Cached features contain NaN or inf"):
+        model(features=features)
+    with pytest.raises(ValueError, match="Every label is -100"):
+        model(features=torch.randn(2, model.backbone.config.hidden_size), labels=torch.tensor([-100, -100]))
+
+
+# ----------------------------------------------------------------------------- 8. dtypes and empty batches: clear errors
+@pytest.mark.parametrize("make, message", [
+    (lambda: torch.randn(2, 3, 4, dtype=torch.float64), r"must be float32 \(the input layer's dtype\), got torch.float64"),
+    (lambda: torch.randn(2, 3, 4).half(), r"must be float32 .* got torch.float16"),
+    (lambda: torch.zeros(0, 3, 4), r"inputs is empty \(shape \(0, 3, 4\)\)"),
+    (lambda: torch.zeros(2, 0, 4), r"inputs is empty \(shape \(2, 0, 4\)\)"),
+    (lambda: [[1.0]], "inputs must be a torch.Tensor, got list"),
+])
+def test_unusable_continuous_inputs(continuous, make, message):
+    with pytest.raises(ValueError, match=message):
+        continuous(inputs=make())
+
+
+def test_integer_widths_are_cast_losslessly_and_bools_refused(continuous, token_ids):
+    x = torch.randn(2, 3, 4)
+    reference = continuous(inputs=x, labels=torch.tensor([0, 2])).loss
+    for dtype in (torch.int32, torch.int16, torch.uint8):
+        assert continuous(inputs=x, labels=torch.tensor([0, 2], dtype=dtype)).loss == reference
+    with pytest.raises(ValueError, match="labels must be an integer tensor of class ids, got torch.bool"):
+        continuous(inputs=x, labels=torch.tensor([True, False]))
+    with pytest.raises(ValueError, match="labels must be an integer tensor of class ids, got torch.float32"):
+        continuous(inputs=x, labels=torch.tensor([0.0, 2.0]))
+    ids = torch.tensor([[1, 5, 19]])
+    reference = token_ids(inputs=ids).logits
+    for dtype in (torch.int32, torch.uint8):
+        torch.testing.assert_close(token_ids(inputs=ids.to(dtype)).logits, reference)
+    with pytest.raises(ValueError, match="takes integer token ids .* got a torch.bool tensor"):
+        token_ids(inputs=ids.bool())
