@@ -100,3 +100,42 @@ def test_integer_widths_are_cast_losslessly_and_bools_refused(continuous, token_
         torch.testing.assert_close(token_ids(inputs=ids.to(dtype)).logits, reference)
     with pytest.raises(ValueError, match="takes integer token ids .* got a torch.bool tensor"):
         token_ids(inputs=ids.bool())
+
+
+# ----------------------------------------------------------------------------- 2. configurations that cannot be right
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_labels": 0}, r"num_labels must be an int >= 2 .* got 0"),
+    ({"num_labels": -3}, r"num_labels must be an int >= 2 .* got -3"),
+    ({"num_labels": 1}, r"cross-entropy over one class is always 0\), got 1"),
+    ({"num_labels": 2, "output_mode": "tokens", "num_output_tokens": 0}, r"num_output_tokens must be a positive int, got 0"),
+    ({"num_labels": 2, "output_mode": "tokens", "predictions_per_token": 0}, r"predictions_per_token must be a positive int, got 0"),
+    ({"num_label": 3}, r"Unknown FPTConfig argument\(s\) 'num_label' \(did you mean 'num_labels'\?\)"),
+    ({"num_labels": 3, "polcy": "full"}, r"'polcy' \(did you mean 'policy'\?\)"),
+])
+def test_impossible_configs_are_refused(gpt2_dir, kwargs, message):
+    from fpt_hf import FPTConfig
+
+    with pytest.raises(ValueError, match=message):
+        FPTModel.from_pretrained(gpt2_dir, input_dim=4, **kwargs)
+    with pytest.raises(ValueError, match=message):
+        FPTConfig(input_dim=4, **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"num_layers": 0}, "LSTMConfig num_layers must be a positive int, got 0"),
+    ({"hidden_size": 0}, "LSTMConfig hidden_size must be a positive int, got 0"),
+    ({"num_labels": 1}, "num_labels must be an int >= 2"),
+    ({"num_layer": 2}, r"Unknown LSTMConfig argument\(s\) 'num_layer' \(did you mean 'num_layers'\?\)"),
+])
+def test_impossible_lstm_configs_are_refused(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        LSTMConfig(input_dim=4, **{"num_labels": 3, **kwargs})
+
+
+def test_saved_configs_still_load(gpt2_dir, tmp_path):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3, output_mode="mean")
+    model.save_pretrained(tmp_path / "m")
+    assert FPTModel.from_pretrained(tmp_path / "m").config.num_labels == 3
+    lstm = LSTMBaseline(LSTMConfig(input_dim=4, num_labels=5, hidden_size=8, num_layers=1))
+    lstm.save_pretrained(tmp_path / "l")
+    assert LSTMBaseline.from_pretrained(tmp_path / "l").config.num_labels == 5

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_fpt import check_io_spec
+from .configuration_fpt import check_head_spec, check_io_spec, check_known_kwargs
 from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, classification_loss, pool
 
 
@@ -34,7 +34,11 @@ class LSTMConfig(PretrainedConfig):
         validate_inputs: bool = True,
         **kwargs,
     ):
+        check_known_kwargs(type(self), kwargs)
         check_io_spec(input_dim, vocab_size, output_mode)
+        for name, value in (("num_layers", num_layers), ("hidden_size", hidden_size)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"LSTMConfig {name} must be a positive int, got {value!r}.")
         self.input_dim = input_dim
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
@@ -48,6 +52,7 @@ class LSTMConfig(PretrainedConfig):
         self.validate_inputs = validate_inputs
         if num_labels is not None:
             kwargs["num_labels"] = num_labels
+        check_head_spec(kwargs.get("num_labels", 2), output_mode, num_output_tokens, predictions_per_token)  # before id2label exists
         super().__init__(**kwargs)
 
 

@@ -35,6 +35,37 @@ INPUT_INITS = ("default", "paper")
 COMPUTE_DTYPES = (None, "float32", "bfloat16", "float16")
 
 
+# Keyword arguments every HF config accepts or writes to config.json (PretrainedConfig's own fields and bookkeeping).
+_GENERIC_CONFIG_KEYS = frozenset({
+    "transformers_version", "architectures", "output_hidden_states", "output_attentions", "return_dict", "dtype", "torch_dtype",
+    "chunk_size_feed_forward", "is_encoder_decoder", "id2label", "label2id", "problem_type", "model_type", "_name_or_path",
+    "name_or_path", "_commit_hash", "_attn_implementation", "attn_implementation", "auto_map", "use_cache", "num_labels",
+    "_experts_implementation", "tie_word_embeddings", "pad_token_id", "bos_token_id", "eos_token_id",
+})
+
+
+def check_known_kwargs(config_class: type, kwargs: dict) -> None:
+    """Refuse keyword arguments the config does not know (a typo such as `num_label=3` would otherwise be stored and ignored)."""
+    import difflib
+    import inspect
+
+    own = set(inspect.signature(config_class.__init__).parameters) - {"self", "kwargs"}
+    unknown = sorted(set(kwargs) - own - _GENERIC_CONFIG_KEYS)
+    if unknown:
+        hints = {k: difflib.get_close_matches(k, sorted(own | {"num_labels"}), n=1) for k in unknown}
+        said = ", ".join(f"{k!r}" + (f" (did you mean {hints[k][0]!r}?)" if hints[k] else "") for k in unknown)
+        raise ValueError(f"Unknown {config_class.__name__} argument(s) {said}. Known: {sorted(own | {'num_labels'})}.")
+
+
+def check_head_spec(num_labels, output_mode: str, num_output_tokens, predictions_per_token) -> None:
+    """Validate the classification head: >= 2 classes (cross-entropy over 1 class is always 0), >= 1 output token."""
+    if isinstance(num_labels, bool) or not isinstance(num_labels, int) or num_labels < 2:
+        raise ValueError(f"num_labels must be an int >= 2 (cross-entropy over one class is always 0), got {num_labels!r}.")
+    for name, value in (("num_output_tokens", num_output_tokens), ("predictions_per_token", predictions_per_token)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}.")
+
+
 def check_io_spec(input_dim: int | None, vocab_size: int | None, output_mode: str) -> None:
     """Validate the input/output fields FPT models and their baselines share."""
     if input_dim is not None and vocab_size is not None:
@@ -126,6 +157,7 @@ class FPTConfig(PretrainedConfig):
         keep_token_embeddings: bool = False,
         **kwargs,
     ):
+        check_known_kwargs(type(self), kwargs)
         if isinstance(backbone_config, dict):
             backbone_config = dict(backbone_config)
             model_type = backbone_config.pop("model_type", None)
@@ -189,6 +221,7 @@ class FPTConfig(PretrainedConfig):
         self.backbone_fingerprint = backbone_fingerprint
         if num_labels is not None:
             kwargs["num_labels"] = num_labels
+        check_head_spec(kwargs.get("num_labels", 2), output_mode, num_output_tokens, predictions_per_token)  # before id2label exists
         super().__init__(**kwargs)
 
     @property
