@@ -139,3 +139,114 @@ def test_saved_configs_still_load(gpt2_dir, tmp_path):
     lstm = LSTMBaseline(LSTMConfig(input_dim=4, num_labels=5, hidden_size=8, num_layers=1))
     lstm.save_pretrained(tmp_path / "l")
     assert LSTMBaseline.from_pretrained(tmp_path / "l").config.num_labels == 5
+
+
+# ----------------------------------------------------------------------------- 3. checkpoint integrity
+@pytest.fixture
+def saved_heads(gpt2_dir, tmp_path):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3)
+    model.save_pretrained(tmp_path / "heads")
+    return tmp_path / "heads"
+
+
+def _edit_checkpoint(folder, config=None, tensors=None):
+    import json
+
+    from safetensors.torch import load_file, save_file
+
+    if config:
+        path = folder / "config.json"
+        path.write_text(json.dumps({**json.loads(path.read_text()), **config}))
+    if tensors:
+        state = load_file(folder / "model.safetensors")
+        save_file({**state, **tensors}, folder / "model.safetensors")
+
+
+def test_a_changed_weight_anywhere_is_caught(gpt2_dir, saved_heads, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    from fpt_hf.backbones import fingerprint
+
+    changed = tmp_path / "changed_backbone"
+    shutil.copytree(gpt2_dir, changed)
+    state = load_file(changed / "model.safetensors")
+    name = next(k for k, v in state.items() if v.numel() > 2048 and "mlp" in k)
+    edited = state[name].clone()
+    edited.view(-1)[1] += 1.0  # index 1 is not among the 1024 values the old fingerprint sampled
+    save_file({**state, name: edited}, changed / "model.safetensors")
+    assert fingerprint([(name, state[name])], legacy=True) == fingerprint([(name, edited)], legacy=True)  # the old check missed it
+    with pytest.raises(ValueError, match="does not have the weights these heads were trained on"):
+        FPTModel.from_pretrained(saved_heads, backbone=str(changed))
+    assert FPTModel.from_pretrained(saved_heads, backbone=str(gpt2_dir)) is not None
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"config": {"backbone_fingerprint": None}}, "has no backbone_fingerprint in its config.json"),
+    ({"tensors": {"backbone.h.0.attn.c_attn.weight": torch.zeros(32, 96)}}, "holds frozen backbone tensors"),
+    ({"tensors": {"head.proj.bias": torch.tensor([0.0, float("nan"), 0.0])}}, "tensor head.proj.bias holds NaN or inf values"),
+])
+def test_tampered_checkpoints_are_refused(saved_heads, edit, message):
+    _edit_checkpoint(saved_heads, **edit)
+    with pytest.raises(ValueError, match=message):
+        FPTModel.from_pretrained(saved_heads)
+
+
+def test_a_shard_index_may_not_point_outside_the_checkpoint(saved_heads, tmp_path):
+    import json
+
+    (saved_heads / "model.safetensors").rename(tmp_path / "elsewhere.safetensors")
+    (saved_heads / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {"head.proj.weight": "../elsewhere.safetensors"}}))
+    with pytest.raises(ValueError, match=r"names shards outside the checkpoint folder: \['../elsewhere.safetensors'\]"):
+        FPTModel.from_pretrained(saved_heads)
+
+
+def test_legacy_fingerprints_still_verify(gpt2_dir, saved_heads):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3)
+    _edit_checkpoint(saved_heads, config={"backbone_fingerprint": model.frozen_fingerprint(legacy=True)})
+    assert FPTModel.from_pretrained(saved_heads).config.backbone_fingerprint.startswith("v2:")
+    _edit_checkpoint(saved_heads, config={"backbone_fingerprint": "0123456789abcdef"})
+    with pytest.raises(ValueError, match="does not have the weights"):
+        FPTModel.from_pretrained(saved_heads)
+
+
+# ----------------------------------------------------------------------------- 3-4. resuming and run lengths
+def _train_argv(gpt2_dir, tmp_path, *extra, method="fpt"):
+    return ["--task", "bit_xor", "--backbone", gpt2_dir, "--method", method, "--preset", "cpu", "--use_cpu", "--train_size", "64",
+            "--eval_steps", "4", "--save_steps", "4", "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "results"),
+            "--report_to", "none", "--disable_tqdm", "true", *extra]
+
+
+def test_resuming_checks_method_backbone_and_length(gpt2_dir, tmp_path):
+    from fpt_hf.training import main
+
+    main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "8"))
+    checkpoint = str(tmp_path / "out" / "checkpoint-8")
+    with pytest.raises(ValueError, match=r"trained with policy='fpt', this run has policy='frozen_random'"):
+        main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "12", "--resume_from_checkpoint", checkpoint,
+                         method="frozen_random"))
+    from tiny_backbones import save_tiny_backbone
+
+    same_shapes = save_tiny_backbone("gpt2", tmp_path / "other_gpt2", seed=99)  # another backbone, the same shapes
+    with pytest.raises(ValueError, match=r"trained with backbone_fingerprint='v2:[0-9a-f]+', this run has backbone_fingerprint="):
+        main(_train_argv(same_shapes, tmp_path, "--max_steps", "12", "--resume_from_checkpoint", checkpoint))
+    with pytest.raises(ValueError, match=r"at step 8 with --max_steps 4: it is already past the end"):
+        main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "4", "--resume_from_checkpoint", checkpoint))
+    with pytest.raises(ValueError, match="--max_steps 0 would train nothing"):
+        main(_train_argv(gpt2_dir, tmp_path / "zero", "--max_steps", "0"))
+    resumed = main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "12", "--resume_from_checkpoint", "true"))
+    assert resumed["steps"] == 12
+
+
+# ----------------------------------------------------------------------------- 6. lost work
+def test_a_second_run_into_the_same_output_dir_is_refused(gpt2_dir, tmp_path):
+    from fpt_hf.training import main
+
+    first = main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "4"))
+    before = (tmp_path / "out" / "model.safetensors").read_bytes()
+    with pytest.raises(ValueError, match=r"--output_dir .*out already holds a run \(checkpoint-4, config.json, model.safetensors, results.json\)"):
+        main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "4", "--learning_rate", "5e-2"))
+    assert (tmp_path / "out" / "model.safetensors").read_bytes() == before  # nothing was touched
+    again = main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "4", "--overwrite_output_dir", "true", "--learning_rate", "5e-2"))
+    assert again["steps"] == first["steps"] == 4

@@ -64,6 +64,9 @@ class FPTArguments:
         default="default", metadata={"help": "'default' or 'paper': the original code's data preprocessing where it differs (docs/protocol.md)"}
     )
     augment: bool | None = field(default=None, metadata={"help": "image tasks: training augmentation on/off (default: the task's choice)"})
+    overwrite_output_dir: bool = field(
+        default=False, metadata={"help": "replace a finished run in --output_dir (refused otherwise, so no trained model is lost)"}
+    )
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(
         default="outputs/results",

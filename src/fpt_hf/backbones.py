@@ -222,15 +222,19 @@ def classify_parameters(backbone: PreTrainedModel) -> dict[str, str]:
     return groups
 
 
-def fingerprint(named_tensors) -> str:
-    """A short hash of tensors (names, shapes, and an evenly spaced sample of values rounded to bf16),
-    stable across fp32/bf16 storage, that tells one set of backbone weights from another."""
+FINGERPRINT_VERSION = "v2"
+
+
+def fingerprint(named_tensors, legacy: bool = False) -> str:
+    """A hash of tensors (names, shapes and every value rounded to bf16, so fp32 and bf16 storage agree) that tells one set
+    of backbone weights from another: `"v2:<16 hex>"`. `legacy=True` is the format before v2 (an evenly spaced sample
+    of 1024 values per tensor, no prefix), kept only to verify checkpoints saved with it."""
     digest = hashlib.sha256()
     for name, tensor in sorted(named_tensors, key=lambda item: item[0]):
         flat = tensor.detach().reshape(-1)
-        steps = min(flat.numel(), 1024)
-        index = torch.arange(steps, dtype=torch.int64) * (flat.numel() - 1) // max(steps - 1, 1)
-        sample = flat[index.to(flat.device)].to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes()
+        if legacy:
+            steps = min(flat.numel(), 1024)
+            flat = flat[(torch.arange(steps, dtype=torch.int64) * (flat.numel() - 1) // max(steps - 1, 1)).to(flat.device)]
         digest.update(f"{name}:{tuple(tensor.shape)}:".encode())
-        digest.update(sample)
-    return digest.hexdigest()[:16]
+        digest.update(flat.to(torch.bfloat16).view(torch.int16).cpu().numpy().tobytes())
+    return digest.hexdigest()[:16] if legacy else f"{FINGERPRINT_VERSION}:{digest.hexdigest()[:16]}"

@@ -13,7 +13,15 @@ from torch import nn
 from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
 from transformers.utils import cached_file
 
-from .backbones import EMBEDDED_BACKBONES, classify_parameters, fingerprint, load_backbone, load_backbone_config, max_positions
+from .backbones import (
+    EMBEDDED_BACKBONES,
+    FINGERPRINT_VERSION,
+    classify_parameters,
+    fingerprint,
+    load_backbone,
+    load_backbone_config,
+    max_positions,
+)
 from .configuration_fpt import FPTConfig
 from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, checked_labels, classification_loss, pool
 
@@ -110,6 +118,7 @@ class FPTModel(FPTPreTrainedModel):
                 param.data = param.data.float()  # trainable tensors keep fp32 master weights
         # the fingerprint covers the frozen weights the heads depend on (not the unused token table)
         frozen = [(n, p) for n, p in self.backbone.named_parameters() if not p.requires_grad and groups[f"backbone.{n}"] != "token_embeddings"]
+        self._frozen_names = [n for n, _ in frozen]
         self.config.backbone_fingerprint = fingerprint(frozen)
         dtype = self.compute_dtype
         if dtype is not None:  # frozen weights never update: keep them in the compute dtype only
@@ -124,6 +133,11 @@ class FPTModel(FPTPreTrainedModel):
         ignored = {key for key in self.state_dict() if key not in saved}
         self._keys_to_ignore_on_save = ignored
         self._keys_to_ignore_on_load_missing = {re.escape(key) + "$" for key in ignored}
+
+    def frozen_fingerprint(self, legacy: bool = False) -> str:
+        """The fingerprint of the frozen backbone weights the heads depend on (see `backbones.fingerprint`)."""
+        params = dict(self.backbone.named_parameters())
+        return fingerprint([(n, params[n]) for n in self._frozen_names], legacy=legacy)
 
     def release_token_embeddings(self) -> None:
         """Free the LM's token table: FPT feeds `inputs_embeds`, so it is never read (GPT-2: 38.6M parameters)."""
@@ -279,17 +293,27 @@ class FPTModel(FPTPreTrainedModel):
         stored_backbone = config.backbone_config
         if backbone is not None:
             config.backbone = backbone
+        if not stored_fingerprint:
+            raise ValueError(f"Checkpoint {reference!r} has no backbone_fingerprint in its config.json: fpt-hf cannot verify that "
+                             "the backbone it re-attaches is the one the heads were trained on. Save it again with fpt-hf.")
         model = cls(config)
         _check_same_architecture(stored_backbone, model.backbone.config)
         state = _load_safetensors(reference, hub_kwargs)
         expected = model.heads_state_dict()
         missing = sorted(set(expected) - set(state))
+        frozen = sorted(set(state) & set(model.state_dict()) - set(expected))
         unexpected = sorted(set(state) - set(model.state_dict()))
+        if frozen:  # loading them would silently replace the backbone the fingerprint vouches for
+            raise ValueError(f"Checkpoint {reference!r} holds frozen backbone tensors ({frozen[:3]}{' ...' if len(frozen) > 3 else ''}); "
+                             "an FPT checkpoint holds only the trained tensors, and the backbone comes from its reference.")
         if missing or unexpected:
             raise ValueError(
                 f"Checkpoint {reference!r} does not match this FPT model: missing {missing[:5]}, "
                 f"unexpected {unexpected[:5]}. Was it saved by fpt-hf with the same config?"
             )
+        for key, tensor in state.items():
+            if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):
+                raise ValueError(f"Checkpoint {reference!r} tensor {key} holds NaN or inf values: the run that saved it diverged.")
         own = model.state_dict()
         for key, tensor in state.items():
             if tuple(tensor.shape) != tuple(own[key].shape):
@@ -297,10 +321,12 @@ class FPTModel(FPTPreTrainedModel):
                     f"Checkpoint tensor {key} has shape {tuple(tensor.shape)}, this backbone expects "
                     f"{tuple(own[key].shape)}: the heads were trained on a different backbone."
                 )
-        if stored_fingerprint is not None and stored_fingerprint != model.config.backbone_fingerprint:
+        legacy = not stored_fingerprint.startswith(f"{FINGERPRINT_VERSION}:")
+        actual = model.frozen_fingerprint(legacy=True) if legacy else model.config.backbone_fingerprint
+        if stored_fingerprint != actual:
             raise ValueError(
                 f"The backbone {config.backbone!r} does not have the weights these heads were trained on "
-                f"(fingerprint {model.config.backbone_fingerprint}, checkpoint expects {stored_fingerprint})."
+                f"(fingerprint {actual}, checkpoint expects {stored_fingerprint})."
             )
         model.load_state_dict(state, strict=False)
         model.eval()
@@ -350,6 +376,9 @@ def _load_safetensors(reference: str, hub_kwargs: dict) -> dict[str, torch.Tenso
     if index is not None:
         with open(index) as f:
             shards = sorted(set(json.load(f)["weight_map"].values()))
+        outside = [shard for shard in shards if os.path.isabs(shard) or os.path.normpath(shard).startswith("..") or "/" in shard.replace("\\", "/")]
+        if outside:
+            raise ValueError(f"{index} names shards outside the checkpoint folder: {outside}. Shards must be files beside the index.")
         state = {}
         for shard in shards:
             state.update(load_file(cached_file(reference, shard, **hub_kwargs)))

@@ -180,6 +180,53 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
     return trainer, data, selection
 
 
+def check_output_dir_free(output_dir: str) -> None:
+    """Refuse to train into a folder that already holds a run (a model, results or checkpoints): it would be replaced."""
+    folder = Path(output_dir)
+    found = [p.name for p in (folder.iterdir() if folder.is_dir() else [])
+             if p.name in ("config.json", "model.safetensors", "results.json") or p.name.startswith("checkpoint-")]
+    if found:
+        raise ValueError(f"--output_dir {output_dir} already holds a run ({', '.join(sorted(found)[:4])}). Pass another --output_dir, "
+                         "--resume_from_checkpoint to continue it, or --overwrite_output_dir true to replace it.")
+
+
+def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
+    """`--resume_from_checkpoint`: a folder, or true/True for the latest `checkpoint-*` in `--output_dir`."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    value = training_args.resume_from_checkpoint
+    if value in (None, False, "", "false", "False"):
+        return None
+    if value in (True, "true", "True"):
+        last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
+        if last is None:
+            raise ValueError(f"--resume_from_checkpoint true: no checkpoint-* folder in --output_dir {training_args.output_dir!r}.")
+        return last
+    if not os.path.isdir(value):
+        raise ValueError(f"--resume_from_checkpoint {value!r} is not a checkpoint folder.")
+    return value
+
+
+def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int) -> None:
+    """Refuse to resume a Trainer checkpoint of another model (backbone weights, method, task head) or past its end."""
+    import json
+
+    try:
+        saved = json.loads(Path(checkpoint, "config.json").read_text())
+        state = json.loads(Path(checkpoint, "trainer_state.json").read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise ValueError(f"{checkpoint} is not a readable Trainer checkpoint: {err}.") from err
+    ours = model.config.to_dict()
+    for key in ("model_type", "policy", "trainable_groups", "backbone_fingerprint", "input_dim", "vocab_size", "num_labels",
+                "num_backbone_layers", "sink_tokens", "learned_positions", "hidden_size", "num_layers"):
+        if key in ours and saved.get(key, ours[key]) != ours[key]:
+            raise ValueError(f"Cannot resume from {checkpoint}: it was trained with {key}={saved.get(key)!r}, this run has "
+                             f"{key}={ours[key]!r}. Resume with the same backbone, method and task, or start a new --output_dir.")
+    if max_steps > 0 and state.get("global_step", 0) > max_steps:
+        raise ValueError(f"Cannot resume from {checkpoint} at step {state['global_step']} with --max_steps {max_steps}: it is already "
+                         "past the end. Raise --max_steps or start a new --output_dir.")
+
+
 def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
     """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
@@ -189,9 +236,16 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     start = time.time()
     push = training_args.push_to_hub
     training_args.push_to_hub = False  # we push once at the end, with our model card
+    if training_args.max_steps == 0:
+        raise ValueError("--max_steps 0 would train nothing (the Trainer would fall back to epochs); give a positive number of steps.")
+    resume = resolve_resume_checkpoint(training_args)
+    if resume is None and not args.overwrite_output_dir:
+        check_output_dir_free(training_args.output_dir)
     trainer, data, selection = build_trainer(args, training_args, callbacks)
     model = trainer.model
-    train_output = trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    if resume is not None:
+        check_resumable(resume, model, training_args.max_steps)
+    train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     for split in task.reported_splits:
         if split in data:
