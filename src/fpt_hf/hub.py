@@ -16,10 +16,8 @@ _CARD_TEMPLATE = """---
 
 # {title}
 
-A **Frozen Pretrained Transformer** (Lu et al., 2021) trained with [fpt-hf](https://github.com/fpt-hf/fpt-hf) on
-**{task}**: `{backbone}` with its self-attention and feed-forward weights frozen; only the new input layer,
-output layer, positional embeddings and layer norms were trained (policy `{method}`). This repository holds only
-those trained tensors ({trainable:,} parameters); the backbone is re-attached from its own repository on load.
+Trained with [fpt-hf](https://github.com/fpt-hf/fpt-hf) on **{task}**: {what} This repository holds
+{holds}.
 
 ## Results
 
@@ -41,6 +39,29 @@ logits = model(inputs=x).logits
 """
 
 
+# What each method trained, as the card says it (the paper's FPT, its baselines and controls).
+_METHOD_TEXT = {
+    "fpt": "a **Frozen Pretrained Transformer** (Lu et al., 2021): `{backbone}` with its self-attention and feed-forward weights "
+           "frozen; only the new input layer, output layer, position embeddings and layer norms were trained.",
+    "full": "the *full transformer* baseline: `{backbone}` with **all** its weights trained, plus new input and output layers.",
+    "frozen_random": "the *frozen random* control: a randomly initialised (seeded) `{backbone}` architecture with self-attention and "
+                     "feed-forward weights frozen; the input and output layers, position embeddings and layer norms were trained.",
+    "output_only": "an output-only (reservoir) model: `{backbone}` and a random input layer frozen; only the output layer was trained.",
+    "lstm": "the paper's LSTM baseline (3 layer-normalised LSTM layers), all weights trained; no pretrained backbone.",
+}
+
+
+def _base_model(backbone: str | None) -> str | None:
+    """The Hub id the card may name as base model: embedded backbones map to theirs; local folders have none."""
+    from .backbones import EMBEDDED_BACKBONES
+
+    if backbone in EMBEDDED_BACKBONES:
+        return EMBEDDED_BACKBONES[backbone].get("hub_id")
+    if backbone is None or Path(backbone).exists() or Path(backbone).is_absolute() or backbone.startswith((".", "~")):
+        return None
+    return backbone
+
+
 def build_model_card(results: dict, repo_id: str) -> ModelCard:
     """A model card with base model, task, dataset, hyperparameters and a `model-index` with the metric."""
     accuracy = results.get("accuracy")
@@ -55,17 +76,27 @@ def build_model_card(results: dict, repo_id: str) -> ModelCard:
         )
     data = ModelCardData(
         library_name="fpt-hf",
-        base_model=results.get("backbone"),
+        base_model=_base_model(results.get("backbone")),
         tags=["fpt", "frozen-pretrained-transformer", results["task"], results["method"]],
         datasets=["fpt-hf/fpt-tasks"],
         metrics=["accuracy"],
         model_name=repo_id,
         eval_results=eval_results or None,
     )
-    hyper = "\n".join(f"- {k}: {v}" for k, v in sorted(results.get("training_args", {}).items()))
+    training_args = dict(results.get("training_args", {}))
+    if results["method"] != "lstm" and "compute_dtype" in results:  # fpt-hf's own dtype, not Trainer's bf16 flag
+        training_args.pop("bf16", None)
+        training_args["compute dtype (frozen backbone)"] = results.get("compute_dtype") or "float32"
+    hyper = "\n".join(f"- {k}: {v}" for k, v in sorted(training_args.items()))
+    backbone = results.get("backbone")
+    shown = backbone if _base_model(backbone) is None or backbone in _base_model(backbone) else f"{backbone} ({_base_model(backbone)})"
+    what = _METHOD_TEXT.get(results["method"], "method `{method}`.").format(backbone=shown, method=results["method"])
+    holds = ("the whole model" if results["method"] == "lstm" else
+             f"only the trained tensors ({results.get('trainable_parameters', 0):,} parameters); the backbone is re-attached from "
+             "its own reference on load" if results["method"] != "full" else "the trained tensors, the whole backbone included")
     text = _CARD_TEMPLATE.format(
-        card_data=data.to_yaml(), title=repo_id.split("/")[-1], task=results["task"], backbone=results.get("backbone"),
-        method=results["method"], trainable=results.get("trainable_parameters", 0), split=results.get("eval_split"),
+        card_data=data.to_yaml(), title=repo_id.split("/")[-1], task=results["task"], what=what, holds=holds,
+        split=results.get("eval_split"),
         accuracy="n/a" if accuracy is None else f"{100 * accuracy:.2f}%", repo_id=repo_id,
         hyperparameters=hyper + f"\n- steps: {results.get('steps')}\n- seed: {results.get('seed')}",
     )
@@ -85,13 +116,20 @@ def push_checkpoint(folder: str | Path, repo_id: str | None, results: dict | Non
     if results is None:
         results_file = folder / "results.json"
         results = json.loads(results_file.read_text()) if results_file.exists() else {"task": "unknown", "method": "unknown"}
-    build_model_card(results, repo_id).save(folder / "README.md")
+    card = str(build_model_card(results, repo_id))
+    readme = folder / "README.md"
+    if not readme.exists() or "library_name: fpt-hf" in readme.read_text(errors="replace"):
+        readme.write_text(card)  # a card of ours (or none yet): keep the local copy in step
+    else:
+        logger.warning("%s is your own README; it is kept, and the Hub repository gets the model card instead.", readme)
     api = HfApi(token=token)
     try:
         api.create_repo(repo_id, exist_ok=True, private=private)
-        files = [name for name in ("config.json", "model.safetensors", "README.md", "results.json") if (folder / name).exists()]
+        files = [name for name in ("config.json", "model.safetensors", "results.json") if (folder / name).exists()]
+        operations = [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files]
+        operations.append(CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=card.encode()))
         commit = api.create_commit(
-            repo_id=repo_id, operations=[CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(folder / name)) for name in files],
+            repo_id=repo_id, operations=operations,
             commit_message=f"Upload FPT heads ({results.get('task')}, {results.get('method')})",
         )
     except Exception as err:
