@@ -266,7 +266,8 @@ def test_model_cards_describe_the_method_that_ran(method, says, never):
                "eval_split": "test", "compute_dtype": "bfloat16", "training_args": {"bf16": False, "learning_rate": 0.001}}
     card = build_model_card(results, "me/model")
     assert says in card.text and never not in card.text
-    assert ("- compute dtype (frozen backbone): bfloat16" in card.text) == (method != "lstm") and "bf16: False" not in card.text
+    # transformer runs state fpt-hf's compute dtype, not the Trainer's bf16 flag (which an LSTM run does use)
+    assert ("- compute dtype (frozen backbone): bfloat16" in card.text) == ("bf16: False" not in card.text) == (method != "lstm")
     assert card.data.base_model == (None if method == "lstm" else "HuggingFaceTB/SmolLM2-135M-Instruct")
     assert build_model_card({**results, "backbone": "/home/me/models/gpt2"}, "me/m").data.base_model is None
     assert build_model_card({**results, "backbone": "openai-community/gpt2"}, "me/m").data.base_model == "openai-community/gpt2"
