@@ -285,3 +285,102 @@ def test_pushing_keeps_a_users_own_readme(gpt2_dir, tmp_path, monkeypatch):
     push_checkpoint(tmp_path / "ckpt", "me/model", {"task": "mnist", "method": "fpt", "backbone": gpt2_dir})
     assert (tmp_path / "ckpt" / "README.md").read_text() == "# my notes\n"
     assert "library_name: fpt-hf" in (committed / "README.md").read_text()
+
+
+# ----------------------------------------------------------------------------- 4. runs and data that report something else
+def test_listops_data_dir_is_read_never_written_and_must_match(tmp_path, monkeypatch):
+    from fpt_hf.tasks import get_task
+
+    monkeypatch.setenv("FPT_HF_CACHE", str(tmp_path / "cache"))
+    task = get_task("listops")
+    missing = tmp_path / "no_such_folder"
+    with pytest.raises(ValueError, match="ListOps data_dir .*no_such_folder' does not exist"):
+        task.load(str(missing), sizes={"train": 20, "validation": 5, "test": 5}, progress=False)
+    assert not missing.exists()  # nothing was generated into it
+    task.load(sizes={"train": 20, "validation": 5, "test": 5}, progress=False)
+    (cached,) = (tmp_path / "cache" / "listops").iterdir()
+    assert len(task.load(str(cached), sizes={"train": 20, "validation": 5, "test": 5}, progress=False)["train"]) == 20
+    for other in ({"seed": 1}, {"sizes": {"train": 40}}):
+        with pytest.raises(ValueError, match=r"holds data generated with .* not the requested"):
+            task.load(str(cached), progress=False, **{"sizes": {"train": 20, "validation": 5, "test": 5}, **other})
+
+
+def test_homology_says_which_rows_it_left_out(tmp_path, caplog):
+    from test_protocol import _homology_folder
+
+    from fpt_hf.tasks import get_task
+
+    folder = _homology_folder(tmp_path)
+    task = get_task("remote_homology")
+    with caplog.at_level("WARNING", logger="fpt_hf"):
+        data = task.load(str(folder), max_length=20)
+    assert sum(task.dropped_rows.values()) > 0 and len(data["validation"]) == 20 - task.dropped_rows["validation"]
+    assert "dropped" in caplog.text and "its accuracy covers the other" in caplog.text
+
+
+def test_empty_protein_sequences_fail_at_load(tmp_path):
+    from datasets import Dataset
+
+    from fpt_hf.tasks import get_task
+
+    for split in ("train", "valid", "test_fold_holdout"):
+        Dataset.from_dict({"primary": ["ACD", ""], "fold_label": [0, 1]}).to_parquet(tmp_path / f"{split}.parquet")
+    with pytest.raises(ValueError, match=r"remote_homology 'train' row 1 has an empty protein sequence"):
+        get_task("remote_homology").load(str(tmp_path))
+
+
+# ----------------------------------------------------------------------------- 7-8. paths and unclear errors
+def test_dataset_build_refuses_path_like_task_names(tmp_path):
+    from fpt_hf.publish import build_task_dataset
+
+    with pytest.raises(ValueError, match=r"Unknown task '../../escape'"):
+        build_task_dataset("../../escape", tmp_path / "out")
+    assert not (tmp_path / "escape").exists() and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--task", "mnist", "--preset", "fast"], r"Unknown preset 'fast': expected one of \['cpu', 'paper'\]"),
+    (["--task", "mnist", "--num_backbone_layers", "2.5"], r"--num_backbone_layers: invalid int value: '2.5'"),
+])
+def test_cli_argument_errors_name_the_flag(argv, message, capsys):
+    import re
+
+    from fpt_hf.arguments import parse_args
+
+    with pytest.raises((ValueError, SystemExit)) as info:
+        parse_args([*argv, "--use_cpu"])
+    said = str(info.value) if info.type is ValueError else capsys.readouterr().err  # argparse reports type errors itself
+    assert re.search(message, said), said
+
+
+@pytest.mark.parametrize("value", [2.5, "3", True, 0])
+def test_non_integer_layer_and_position_counts(gpt2_dir, value):
+    for name in ("num_backbone_layers", "learned_positions"):
+        with pytest.raises(ValueError, match=f"{name} must be a positive int"):
+            FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=2, **{name: value})
+
+
+def test_unknown_split_and_missing_split_files(gpt2_dir, tmp_path):
+    from datasets import Dataset
+
+    from fpt_hf.tasks import get_task
+    from fpt_hf.training import evaluate_checkpoint
+
+    FPTModel.from_pretrained(gpt2_dir, **get_task("bit_xor").model_kwargs()).save_pretrained(tmp_path / "ckpt")
+    with pytest.raises(ValueError, match=r"bit_xor has no split 'holdout': its splits are \['test', 'train', 'validation'\]"):
+        evaluate_checkpoint(str(tmp_path / "ckpt"), "bit_xor", split="holdout")
+    Dataset.from_dict({"image": [b"x"], "label": [0]}).to_parquet(tmp_path / "train.parquet")
+    with pytest.raises(ValueError, match=r"lacks the split\(s\) \['test'\] \(found \['train'\]\); expected train.parquet, test.parquet"):
+        get_task("mnist").load(str(tmp_path))
+
+
+def test_corrupt_checkpoint_files_name_the_file(gpt2_dir, tmp_path):
+    model = FPTModel.from_pretrained(gpt2_dir, input_dim=4, num_labels=3)
+    model.save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "config.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"ckpt/config.json is not a valid config.json"):
+        FPTModel.from_pretrained(tmp_path / "ckpt")
+    model.save_pretrained(tmp_path / "ckpt2")
+    (tmp_path / "ckpt2" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match=r"Could not read .*ckpt2/model.safetensors: not a valid safetensors file"):
+        FPTModel.from_pretrained(tmp_path / "ckpt2")

@@ -191,6 +191,9 @@ class FPTConfig(PretrainedConfig):
 
         if not isinstance(sink_tokens, int) or isinstance(sink_tokens, bool) or sink_tokens < 0:
             raise ValueError(f"sink_tokens must be a non-negative int, got {sink_tokens!r}.")
+        for name, value in (("num_backbone_layers", num_backbone_layers), ("learned_positions", learned_positions)):
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
+                raise ValueError(f"{name} must be a positive int (or None), got {value!r}.")
         if input_init not in INPUT_INITS:
             raise ValueError(f"input_init must be one of {list(INPUT_INITS)}, got {input_init!r}.")
         if isinstance(input_dropout, bool) or not isinstance(input_dropout, (int, float)) or not 0 <= input_dropout < 1:

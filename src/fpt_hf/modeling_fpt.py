@@ -348,8 +348,11 @@ def _is_fpt_checkpoint(reference: str, hub_kwargs: dict) -> bool:
         return False
     if config_file is None:
         return False
-    with open(config_file) as f:
-        return json.load(f).get("model_type") == FPTConfig.model_type
+    try:
+        with open(config_file) as f:
+            return json.load(f).get("model_type") == FPTConfig.model_type
+    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
+        raise ValueError(f"{config_file} is not a valid config.json ({type(err).__name__}: {err}).") from err
 
 
 def _check_same_architecture(stored: PretrainedConfig | None, loaded: PretrainedConfig) -> None:
@@ -381,7 +384,11 @@ def _load_safetensors(reference: str, hub_kwargs: dict) -> dict[str, torch.Tenso
             raise ValueError(f"{index} names shards outside the checkpoint folder: {outside}. Shards must be files beside the index.")
         state = {}
         for shard in shards:
-            state.update(load_file(cached_file(reference, shard, **hub_kwargs)))
+            path = cached_file(reference, shard, **hub_kwargs)
+            try:
+                state.update(load_file(path))
+            except Exception as err:
+                raise ValueError(f"Could not read {path}: not a valid safetensors file ({err}).") from err
         return state
     pickled = cached_file(reference, "pytorch_model.bin", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
     hint = " It holds pytorch_model.bin, which fpt-hf does not load (pickle can run code)." if pickled else ""

@@ -22,6 +22,7 @@ def task_dataset(name: str, data_dir: str | None = None, train_size: int | None 
 
 def build_task_dataset(name: str, out: str | Path = "task_datasets", data_dir: str | None = None, train_size: int | None = None) -> Path:
     """Write `out/data/<task>/<split>-00000-of-00001.parquet` (the layout the dataset card's `configs:` names)."""
+    get_task(name)  # an unknown name (e.g. "../x") is refused before any folder is made
     folder = Path(out) / "data" / name
     first = Path(out) / "data" / FIRST_CONFIG
     if name != FIRST_CONFIG and not first.exists():

@@ -81,7 +81,7 @@ def load_task_data(task, args: FPTArguments, seed: int, max_length: int | None, 
     `seed` fixes the data (held-out splits); `training_seed` draws the training augmentation."""
     options = task.load_options(seed=seed, train_size=args.train_size, max_length=max_length, streaming_train=args.streaming_train,
                                 stream_seed=training_seed, protocol=args.data_protocol, augment=args.augment)
-    if "max_length" in options:
+    if "max_length" in options and task.too_long == "truncate":
         logger.warning("%s sequences are truncated to %d tokens (the model's limit).", task.name, max_length)
     if training_seed is not None and task.materializable:
         options["augment_seed"] = training_seed
@@ -261,6 +261,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "accuracy": metrics.get(f"{task.eval_split}_accuracy"),
         "accuracy_by_split": {split: metrics[f"{split}_accuracy"] for split in task.reported_splits if f"{split}_accuracy" in metrics},
         "selection_split": selection,
+        "dropped_rows_over_max_length": getattr(task, "dropped_rows", None) or None,
         "metrics": metrics,
         "steps": trainer.state.global_step,
         "train_loss": train_output.training_loss,
@@ -326,6 +327,8 @@ def evaluate_checkpoint(
     args = FPTArguments(task=task_name, data_dir=data_dir, task_seed=task_seed, data_protocol=data_protocol)
     data = load_task_data(task, args, seed=task_seed, max_length=getattr(model, "max_length", None))
     split = split or task.eval_split
+    if split not in data:
+        raise ValueError(f"{task.name} has no split {split!r}: its splits are {sorted(data)} (default: {task.eval_split!r}).")
     import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:

@@ -39,6 +39,7 @@ class Task:
     generated: bool = False  # load() takes sizes= (the data is generated)
     streamable: bool = False  # load() takes streaming_train= and stream_seed= (an endless training stream)
     truncatable: bool = False  # load() takes max_length= (sequences may be cut)
+    too_long: str = "truncate"  # what load(max_length=) does with longer sequences: "truncate" them or "drop" the rows
     materializable: bool = False  # load() takes materialize= (tokens made on access; stored when True)
     # Data preprocessing choices load() and model_kwargs() take as protocol=: "default" is fpt-hf's, "paper" the
     # original code's where they differ (docs/protocol.md lists each difference).

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from datasets import ClassLabel, DatasetDict, Features, Sequence, Value
 
 from .base import PaperRecipe, Task
@@ -12,6 +14,7 @@ AMINO_ACIDS = tuple("ACDEFGHIKLMNPQRSTVWY") + tuple("XBZUO")
 PAD_ID = 0
 AA_TO_ID = {aa: i + 1 for i, aa in enumerate(AMINO_ACIDS)}
 NUM_FOLDS = 1195
+logger = logging.getLogger("fpt_hf")
 
 
 def encode_protein(sequence: str) -> list[int]:
@@ -26,6 +29,7 @@ class RemoteHomology(Task):
     seeded = False
     truncatable = True
     variable_length = True
+    too_long = "drop"  # what load() does by default with sequences over max_length
     name = "remote_homology"
     description = "TAPE remote homology: classify a protein domain's SCOP fold (1195 classes) from its sequence."
     token_layout = "<= 1024 token ids (25 amino-acid codes + pad), right-padded"
@@ -50,7 +54,13 @@ class RemoteHomology(Task):
         `"truncate"` keeps their first `max_length` residues. Holdout splits without sequences are skipped."""
         if too_long not in ("drop", "truncate"):
             raise ValueError(f"too_long must be 'drop' or 'truncate', got {too_long!r}.")
-        raw = load_parquet_splits(self.hub_id, data_dir, "remote_homology", self.source_splits, {"primary", "fold_label"})
+        raw = load_parquet_splits(self.hub_id, data_dir, "remote_homology", self.source_splits, {"primary", "fold_label"},
+                                  required=("train", "validation", "test"))
+        self.dropped_rows = {}  # split -> rows over max_length left out by the last load (results JSONs report it)
+        for split, ds in raw.items():
+            empty = [i for i, p in enumerate(ds["primary"]) if not p]
+            if empty:
+                raise ValueError(f"remote_homology {split!r} row {empty[0]} has an empty protein sequence ({len(empty)} such rows).")
         features = Features(
             {"inputs": Sequence(Value("int8")), "labels": ClassLabel(num_classes=NUM_FOLDS), "length": Value("int32"), "fold": Value("string")}
         )
@@ -60,7 +70,12 @@ class RemoteHomology(Task):
             if labels and (min(labels) < 0 or max(labels) >= NUM_FOLDS):
                 raise ValueError(f"fold_label must be in [0, {NUM_FOLDS}), got values in [{min(labels)}, {max(labels)}] in {split!r}.")
             if too_long == "drop":
+                before = len(ds)
                 ds = ds.filter(lambda b: [len(p) <= max_length for p in b["primary"]], batched=True)
+                self.dropped_rows[split] = before - len(ds)
+                if before - len(ds):
+                    logger.warning("remote_homology %s: dropped %d of %d sequences longer than %d tokens; its accuracy covers the other "
+                                   "%d (too_long='truncate' keeps them, cut).", split, before - len(ds), before, max_length, len(ds))
             out[split] = ds.map(
                 lambda b: {
                     "inputs": [encode_protein(p)[:max_length] for p in b["primary"]],

@@ -11,6 +11,7 @@ import hashlib
 import json
 import random
 import statistics
+from pathlib import Path
 
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value, load_from_disk
 
@@ -21,6 +22,7 @@ OPERATORS = ("[MIN", "[MAX", "[MED", "[SM")
 CLOSE = "]"
 DIGITS = tuple(str(d) for d in range(10))
 PAD = "<pad>"
+RECIPE_FILE = "fpt_hf_listops.json"  # beside generated data: the seed and sizes it was generated with
 VOCAB = (PAD, *OPERATORS, CLOSE, *DIGITS)
 TOKEN_TO_ID = {token: i for i, token in enumerate(VOCAB)}
 # The original FPT code kept only alphanumeric characters: "[MAX" -> "MAX", "]" dropped.
@@ -143,13 +145,18 @@ class ListOps(Task):
         self.check_protocol(protocol)
         paper_compat = protocol == "paper"
         sizes = {**self.sizes, **(sizes or {})}
-        key = hashlib.sha256(json.dumps({"seed": seed, "sizes": sizes, "v": 1}, sort_keys=True).encode()).hexdigest()[:12]
-        path = cache_dir() / "listops" / key if data_dir is None else data_dir
-        try:
-            text = load_from_disk(str(path))
-        except FileNotFoundError:
-            text = self._generate(seed, sizes, progress)
-            text.save_to_disk(str(path))
+        recipe = {"seed": seed, "sizes": sizes, "v": 1}
+        key = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:12]
+        if data_dir is None:  # the cache: one folder per (seed, sizes), generated on first use
+            path = cache_dir() / "listops" / key
+            try:
+                text = load_from_disk(str(path))
+            except FileNotFoundError:
+                text = self._generate(seed, sizes, progress)
+                text.save_to_disk(str(path))
+                (path / RECIPE_FILE).write_text(json.dumps(recipe, sort_keys=True))
+        else:  # a folder the user names is read, never written, and must hold what was asked for
+            text = self._read_data_dir(Path(data_dir), recipe)
         vocab = PAPER_VOCAB if paper_compat else VOCAB
         features = Features({"inputs": Sequence(Value("int8")), "labels": ClassLabel(names=list(DIGITS)), "length": Value("int32")})
 
@@ -161,6 +168,19 @@ class ListOps(Task):
         for ds in encoded.values():
             ds.info.description = f"vocab: {list(vocab)}"
         return encoded.with_format("numpy")
+
+    def _read_data_dir(self, path: Path, recipe: dict) -> DatasetDict:
+        if not path.is_dir():
+            raise ValueError(f"ListOps data_dir {str(path)!r} does not exist. Omit data_dir to generate the data into the cache, "
+                             "or point it at a folder written by `fpt-hf datasets build --task listops` / a previous cache.")
+        stored = json.loads((path / RECIPE_FILE).read_text()) if (path / RECIPE_FILE).exists() else None
+        if stored is not None and stored != json.loads(json.dumps(recipe)):
+            raise ValueError(f"ListOps data_dir {str(path)!r} holds data generated with {stored}, not the requested {recipe}: pass the "
+                             "same --task_seed / --train_size, or omit data_dir to generate the requested data into the cache.")
+        try:
+            return load_from_disk(str(path))
+        except FileNotFoundError as err:
+            raise ValueError(f"ListOps data_dir {str(path)!r} holds no saved DatasetDict ({err}).") from err
 
     def _generate(self, seed, sizes, progress) -> DatasetDict:
         seen: set = set()

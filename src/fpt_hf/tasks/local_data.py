@@ -19,9 +19,10 @@ def resolve_data_dir(data_dir: str | None, folder: str) -> Path | None:
 
 
 def load_parquet_splits(
-    hub_id: str, data_dir: str | None, folder: str, splits: dict[str, str], columns: set[str]
+    hub_id: str, data_dir: str | None, folder: str, splits: dict[str, str], columns: set[str], required: tuple[str, ...] = ("train", "test"),
 ) -> DatasetDict:
-    """Load `splits` ({our name: file stem}) from `data_dir` (or the Hub) and check the columns."""
+    """Load `splits` ({our name: file stem}) from `data_dir` (or the Hub) and check the columns and that every `required`
+    split is there."""
     local = resolve_data_dir(data_dir, folder)
     if local is None:
         try:
@@ -57,4 +58,9 @@ def load_parquet_splits(
                 f"The {folder} split {split!r} lacks columns {sorted(missing)}: expected {sorted(columns)}, "
                 f"found {ds.column_names}."
             )
+    absent = [split for split in required if split not in raw]
+    if absent:
+        where = f"in {local}" if local is not None else f"on the Hub ({hub_id})"
+        raise ValueError(f"The {folder} data {where} lacks the split(s) {[splits[s] for s in absent]} (found {sorted(raw)}); "
+                         f"expected {', '.join(f'{splits[s]}.parquet' for s in required)}.")
     return raw
