@@ -340,7 +340,7 @@ def test_dataset_build_refuses_path_like_task_names(tmp_path):
 
 @pytest.mark.parametrize("argv, message", [
     (["--task", "mnist", "--preset", "fast"], r"Unknown preset 'fast': expected one of \['cpu', 'paper'\]"),
-    (["--task", "mnist", "--num_backbone_layers", "2.5"], r"--num_backbone_layers: invalid int value: '2.5'"),
+    (["--task", "mnist", "--num_backbone_layers", "2.5"], r"argument --num_backbone_layers.*: invalid int value: '2.5'"),
 ])
 def test_cli_argument_errors_name_the_flag(argv, message, capsys):
     import re
