@@ -384,3 +384,82 @@ def test_corrupt_checkpoint_files_name_the_file(gpt2_dir, tmp_path):
     (tmp_path / "ckpt2" / "model.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match=r"Could not read .*ckpt2/model.safetensors: not a valid safetensors file"):
         FPTModel.from_pretrained(tmp_path / "ckpt2")
+
+
+def test_results_files_of_simultaneous_runs_never_collide(tmp_path):
+    """Eight runs with different settings finishing at once each get their own file (the name is claimed atomically)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from fpt_hf.results import results_path, write_json
+
+    def finish(lr):
+        result = {"task": "bit_xor", "method": "fpt", "accuracy": 1.0, "training_args": {"learning_rate": lr}, "fpt_args": {}}
+        path = results_path(tmp_path, "bit_xor-fpt-x-10steps-seed0.json", result)
+        write_json(path, result)
+        return path
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(finish, [10.0 ** -k for k in range(1, 9)]))
+    assert len(set(paths)) == 8 and len(list(tmp_path.glob("*.json"))) == 8
+
+
+# ----------------------------------------------------------------------------- property-based: the checks and the collator
+hypothesis = pytest.importorskip("hypothesis")
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.lists(st.integers(0, 2), min_size=5, max_size=5), min_size=1, max_size=3))
+def test_any_mask_is_accepted_exactly_when_it_is_a_valid_padding_mask(continuous, rows):
+    mask = torch.tensor(rows)
+    valid = bool(((mask == 0) | (mask == 1)).all()) and bool((mask.sum(-1) > 0).all())
+    try:
+        out = continuous(inputs=torch.randn(len(rows), 5, 4), attention_mask=mask)
+        assert valid and torch.isfinite(out.logits).all()
+    except ValueError:
+        assert not valid
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(2, 6), min_size=1, max_size=4), st.integers(0, 3), st.booleans())
+def test_tokens_mode_reads_exactly_the_last_real_tokens(tokens_mode, lengths, extra, left):
+    """Accepted batches give the same logits as each row run alone; left padding and short rows are refused."""
+    width = max(lengths) + extra
+    x = torch.randn(len(lengths), width, 1)
+    mask = torch.zeros(len(lengths), width, dtype=torch.long)
+    for i, n in enumerate(lengths):
+        mask[i, width - n:] = 1 if left else 0
+        mask[i, :n] = 0 if left else 1
+    should_fail = min(lengths) < 3 or (left and width > min(lengths))
+    try:
+        out = tokens_mode(inputs=x, attention_mask=mask).logits
+    except ValueError:
+        assert should_fail
+        return
+    assert not should_fail
+    for i, n in enumerate(lengths):
+        alone = tokens_mode(inputs=x[i:i + 1, :n] if not left else x[i:i + 1, width - n:]).logits
+        torch.testing.assert_close(out[i:i + 1], alone, atol=1e-4, rtol=1e-4)
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.integers(1, 15), min_size=1, max_size=12), min_size=1, max_size=6), st.sampled_from([None, 4, 8]))
+def test_collator_pads_every_row_exactly(rows, multiple):
+    from fpt_hf.collator import FPTDataCollator
+
+    batch = FPTDataCollator(pad_to_multiple_of=multiple)([{"inputs": r, "labels": i % 3} for i, r in enumerate(rows)])
+    longest = max(map(len, rows))
+    width = longest if multiple is None else -(-longest // multiple) * multiple
+    assert batch["inputs"].shape == (len(rows), width) and batch["inputs"].dtype == torch.long
+    assert batch["attention_mask"].sum(-1).tolist() == [len(r) for r in rows]
+    for i, r in enumerate(rows):
+        assert batch["inputs"][i, :len(r)].tolist() == r and not batch["inputs"][i, len(r):].any()
+    assert batch["labels"].tolist() == [i % 3 for i in range(len(rows))]
+
+
+def test_collator_refuses_ragged_continuous_rows():
+    from fpt_hf.collator import FPTDataCollator
+
+    with pytest.raises(ValueError, match=r"share one \(tokens, features\) shape .* \[\(3, 2\), \(3, 4\)\]"):
+        FPTDataCollator()([{"inputs": torch.zeros(3, 2), "labels": 0}, {"inputs": torch.zeros(3, 4), "labels": 1}])

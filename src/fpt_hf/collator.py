@@ -28,6 +28,9 @@ class FPTDataCollator:
         inputs = [torch.as_tensor(np.asarray(row["inputs"])) for row in rows]
         labels = torch.stack([torch.as_tensor(np.asarray(row["labels"])) for row in rows]).long()
         if inputs[0].is_floating_point() or inputs[0].dim() == 2:
+            shapes = {tuple(x.shape) for x in inputs}
+            if len(shapes) > 1:
+                raise ValueError(f"Continuous rows must share one (tokens, features) shape to be stacked; this batch has {sorted(shapes)}.")
             return {"inputs": torch.stack(inputs).float(), "labels": labels}
         lengths = torch.tensor([len(x) for x in inputs])
         longest = int(lengths.max())

@@ -146,7 +146,7 @@ def _short(backbone: str, args) -> str:
     return name + ("-stream" if args.streaming_train else "")
 
 
-_UNRECORDED = {"results_dir", "data_dir"}  # where files were, not how the run went
+_UNRECORDED = {"results_dir", "data_dir", "overwrite_output_dir"}  # where files were, not how the run went
 
 
 def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
@@ -159,13 +159,19 @@ def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
 
     ours = settings(results)
     first = Path(results_dir) / filename
+    first.parent.mkdir(parents=True, exist_ok=True)
     path, n = first, 1
-    while path.exists():
+    while True:
+        try:
+            with open(path, "x"):  # claim a free name atomically: two runs finishing at once never pick the same file
+                break
+        except FileExistsError:
+            pass
         try:
             if settings(json.loads(path.read_text())) == ours:
                 return path
         except (json.JSONDecodeError, UnicodeDecodeError, AttributeError):
-            pass  # not a results file we wrote: keep it
+            pass  # not a results file we wrote (or one being written): keep it
         n += 1
         path = first.with_name(f"{first.stem}-{n}{first.suffix}")
     if path != first:
