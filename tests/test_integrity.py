@@ -429,8 +429,10 @@ def test_tokens_mode_reads_exactly_the_last_real_tokens(tokens_mode, lengths, ex
     x = torch.randn(len(lengths), width, 1)
     mask = torch.zeros(len(lengths), width, dtype=torch.long)
     for i, n in enumerate(lengths):
-        mask[i, width - n:] = 1 if left else 0
-        mask[i, :n] = 0 if left else 1
+        if left:
+            mask[i, width - n:] = 1
+        else:
+            mask[i, :n] = 1
     should_fail = min(lengths) < 3 or (left and width > min(lengths))
     try:
         out = tokens_mode(inputs=x, attention_mask=mask).logits
