@@ -35,6 +35,9 @@ def load_script():
         path = Path(__file__).resolve().parents[1] / relative_path
         spec = importlib.util.spec_from_file_location(path.stem, path)
         module = importlib.util.module_from_spec(spec)
+        import sys
+
+        sys.modules[spec.name] = module  # dataclasses in the script look their module up there
         spec.loader.exec_module(module)
         return module
 

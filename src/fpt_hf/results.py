@@ -36,9 +36,9 @@ def collect(results_dir: str | Path) -> dict[tuple[str, str, str, int], list[dic
         fpt_args = result.get("fpt_args") or {}
         if fpt_args.get("learned_positions"):
             backbone += f" + {fpt_args['learned_positions']} learned positions"
-        if fpt_args.get("input_init") == "paper":
+        if fpt_args.get("input_init") == "paper" and result["method"] != "lstm":  # FPT's input layer options
             backbone += ", original input init"
-        if fpt_args.get("input_dropout"):
+        if fpt_args.get("input_dropout") and result["method"] != "lstm":
             backbone += f", input dropout {fpt_args['input_dropout']:g}"
         if fpt_args.get("data_protocol") == "paper":
             backbone += ", original preprocessing"

@@ -1,0 +1,160 @@
+#!/usr/bin/env python
+"""The paper's seven-task table on one GPU within a time budget: plan, run, collect.
+
+    python examples/paper_table_gpu.py --budget_minutes 20 --data_root gpu_carry/data --dry_run   # the plan only
+    PYTHONUNBUFFERED=1 python examples/paper_table_gpu.py --budget_minutes 20 --data_root gpu_carry/data --results_dir $OUT
+
+The plan gives each (task, method) cell an equal share of the training budget (after the evaluation time is set aside),
+picks a GPU-sized batch per task with the paper's learning rate scaled by sqrt(batch / 4) (the paper's batch), and turns
+the share into steps with `--tokens_per_second`, the measured or estimated training throughput of the backbone on this
+device. Runs use the paper's recipe otherwise (`--preset paper`), bf16 compute and SDPA attention, write the usual
+results JSONs (the GPU named in each) and end with the table. docs/gpu.md has the command that starts it on a fresh GPU
+machine and the basis of the default throughput estimate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+TASKS = ("bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology")
+METHODS = ("fpt", "full", "frozen_random", "lstm")
+# Real tokens per training example (mean; ListOps and remote homology vary) and the held-out rows evaluated per run.
+TOKENS = {"bit_memory": 120, "bit_xor": 10, "listops": 1035, "mnist": 64, "cifar10": 64, "cifar10_lra": 1024, "remote_homology": 167}
+EVAL_ROWS = {"bit_memory": 2000, "bit_xor": 2000, "listops": 4000, "mnist": 15000, "cifar10": 15000, "cifar10_lra": 15000,
+             "remote_homology": 2100}
+GPU_BATCH = {"bit_memory": 64, "bit_xor": 256, "listops": 32, "mnist": 128, "cifar10": 128, "cifar10_lra": 32, "remote_homology": 32}
+PAPER_BATCH = 4
+# Share of the training time per task: the long, hard tasks need the most steps; bit XOR is solved in a few hundred.
+TASK_WEIGHT = {"bit_memory": 1.0, "bit_xor": 0.25, "listops": 2.5, "mnist": 1.0, "cifar10": 1.5, "cifar10_lra": 2.5, "remote_homology": 1.25}
+# Cost per token relative to an fpt step: `full` also computes weight gradients (fwd + 2 bwd matmuls instead of fwd + 1),
+# frozen_random is an fpt step, the LSTM (3 x 768) is a fraction of a 30-layer transformer.
+METHOD_COST = {"fpt": 1.0, "frozen_random": 1.0, "full": 1.5, "lstm": 0.3}
+# SmolLM2-135M (30 layers), bf16, fwd + bwd with frozen weights: ~4 x 1.06e8 FLOP per token of matmuls; at ~35% of an
+# H100's ~800 TFLOP/s bf16 peak (small matrices) that is ~6.6e5 tokens/s; halved for attention at 1024 tokens, data
+# loading and launch overheads: 3e5. An estimate, not a measurement: docs/gpu.md.
+H100_TOKENS_PER_SECOND = 3.0e5
+EVAL_SPEEDUP = 3.0  # forward only
+MIN_STEPS = 50
+
+
+@dataclass
+class Cell:
+    task: str
+    method: str
+    batch: int
+    learning_rate: float
+    steps: int
+    train_minutes: float
+    eval_minutes: float
+
+
+def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second: float = H100_TOKENS_PER_SECOND,
+         overhead_minutes: float = 0.3) -> list[Cell]:
+    """Training time per cell in proportion to its task's `TASK_WEIGHT`, after evaluation and per-run overhead (model load,
+    data) are set aside; steps from the throughput, each method's relative cost and the task's tokens per example."""
+    from fpt_hf.tasks import get_task
+
+    if budget_minutes <= 0 or tokens_per_second <= 0:
+        raise ValueError(f"budget_minutes and tokens_per_second must be positive, got {budget_minutes} and {tokens_per_second}.")
+    cells = [(task, method) for task in tasks for method in methods]
+    if not cells:
+        raise ValueError("No cells to plan: give at least one task and one method.")
+    eval_minutes = {task: EVAL_ROWS[task] * TOKENS[task] / (tokens_per_second * EVAL_SPEEDUP) / 60 for task in tasks}
+    fixed = sum(eval_minutes[t] * METHOD_COST[m] + overhead_minutes for t, m in cells)
+    left = budget_minutes - fixed
+    if left <= 0:
+        raise ValueError(f"A budget of {budget_minutes} min does not cover evaluation and start-up ({fixed:.1f} min) of {len(cells)} runs.")
+    out = []
+    total_weight = sum(TASK_WEIGHT[task] for task, _ in cells)
+    for task, method in cells:
+        share = left * TASK_WEIGHT[task] / total_weight
+        batch = GPU_BATCH[task]
+        steps = int(share * 60 * tokens_per_second / (batch * TOKENS[task] * METHOD_COST[method]))
+        lr = get_task(task).recipe.learning_rate * math.sqrt(batch / PAPER_BATCH)
+        out.append(Cell(task, method, batch, float(f"{min(lr, 3e-3):.2g}"), steps, share, eval_minutes[task] * METHOD_COST[method]))
+    return out
+
+
+def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: float) -> str:
+    lines = [f"plan: {len(cells)} runs in {budget_minutes:g} min at an assumed {tokens_per_second:.3g} training tokens/s", "",
+             "| task | method | batch | lr | steps | train min | eval min | runs |", "|---|---|---|---|---|---|---|---|"]
+    for c in cells:
+        runs = "yes" if c.steps >= MIN_STEPS else f"no (< {MIN_STEPS} steps)"
+        lines.append(f"| {c.task} | {c.method} | {c.batch} | {c.learning_rate:g} | {c.steps} | {c.train_minutes:.2f} | {c.eval_minutes:.2f} | {runs} |")
+    total = sum(c.train_minutes + c.eval_minutes for c in cells if c.steps >= MIN_STEPS)
+    lines.append(f"\nestimated total: {total:.1f} min of training and evaluation (plus start-up per run)")
+    return "\n".join(lines)
+
+
+def run_argv(cell: Cell, backbone: str, layers: int | None, data_root: str | None, results_dir: str, output_root: str,
+             seed: int, extra: list[str]) -> list[str]:
+    """`fpt-hf train` flags of one cell: the paper's recipe with the planned batch, lr and steps, bf16 and SDPA."""
+    from fpt_hf.tasks import get_task
+
+    task = get_task(cell.task)
+    folder = getattr(task, "folder", task.name)  # the Parquet folder under --data_root (cifar10_lra reads cifar10/)
+    argv = ["--task", cell.task, "--method", cell.method, "--preset", "paper", "--seed", str(seed),
+            "--per_device_train_batch_size", str(cell.batch), "--learning_rate", str(cell.learning_rate), "--max_steps", str(cell.steps),
+            "--eval_strategy", "no", "--save_strategy", "no", "--load_best_model_at_end", "false", "--report_to", "none",
+            "--logging_steps", str(max(cell.steps // 10, 1)), "--per_device_eval_batch_size", str(2 * cell.batch),
+            "--results_dir", results_dir, "--output_dir", f"{output_root}/{cell.task}-{cell.method}-seed{seed}", "--overwrite_output_dir", "true",
+            "--disable_tqdm", "true"]
+    if cell.method != "lstm":
+        argv += ["--backbone", backbone, "--compute_dtype", "bfloat16", "--attn_implementation", "sdpa"]
+        argv += ["--num_backbone_layers", str(layers)] if layers else []
+    if data_root and not task.generated:
+        argv += ["--data_dir", str(Path(data_root) / folder)]
+    return argv + list(extra)
+
+
+def main(argv: list[str] | None = None) -> list[dict]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--budget_minutes", type=float, default=20)
+    parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--backbone", default="smollm2-135m")
+    parser.add_argument("--num_backbone_layers", type=int, default=None, help="default: all (30 for SmolLM2-135M)")
+    parser.add_argument("--tokens_per_second", type=float, default=H100_TOKENS_PER_SECOND,
+                        help="training tokens/s of the backbone on this device (the plan's only speed input)")
+    parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
+    parser.add_argument("--results_dir", default="outputs/gpu-grid/results")
+    parser.add_argument("--output_root", default="outputs/gpu-grid")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dry_run", action="store_true", help="print the plan and exit")
+    args, extra = parser.parse_known_args(argv)
+    cells = plan(args.budget_minutes, args.tasks, args.methods, args.tokens_per_second)
+    print(format_plan(cells, args.budget_minutes, args.tokens_per_second), flush=True)
+    if args.dry_run:
+        return []
+    from fpt_hf.results import collect, markdown_table
+    from fpt_hf.training import main as train
+
+    done, start = [], time.time()
+    for cell in cells:
+        if cell.steps < MIN_STEPS:
+            continue
+        began = time.time()
+        try:
+            result = train(run_argv(cell, args.backbone, args.num_backbone_layers, args.data_root, args.results_dir,
+                                    args.output_root, args.seed, extra))
+            done.append(result)
+            print(f"{cell.task} / {cell.method}: {result['eval_split']} accuracy {100 * result['accuracy']:.2f}% after {result['steps']} "
+                  f"steps, {time.time() - began:.0f} s (planned {60 * (cell.train_minutes + cell.eval_minutes):.0f} s; "
+                  f"{(time.time() - start) / 60:.1f} min so far)", flush=True)
+        except Exception as err:  # one failing cell must not cost the rest of the grid
+            print(f"{cell.task} / {cell.method}: FAILED ({type(err).__name__}: {err})", flush=True)
+    table = markdown_table(collect(args.results_dir)) if done else "no run finished\n"
+    Path(args.results_dir).mkdir(parents=True, exist_ok=True)
+    Path(args.results_dir, "README-table.md").write_text(table)
+    Path(args.output_root, "plan.json").write_text(json.dumps([asdict(c) for c in cells], indent=1))
+    print(table)
+    return done
+
+
+if __name__ == "__main__":
+    main()
