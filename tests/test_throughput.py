@@ -58,6 +58,8 @@ def test_task_benchmark_worker_counts_what_the_trainer_fed(gpt2_dir):
             "threads": 1, "seed": 0, "flags": ["--train_size", "64"]}
     result = worker(spec)
     assert result["batch"] == 4 and result["padding_efficiency"] == 1.0 and result["train_rows"] == 64
+    other = worker({**spec, "flags": [*spec["flags"], "--selective_checkpointing", "false"]})
+    assert other["timed_rows"] == result["timed_rows"]  # every configuration trains on the same rows
     assert result["real_tokens_per_s"] == pytest.approx(10 * result["samples_per_s"])  # bit XOR rows are 10 tokens
     assert result["step_s"] == pytest.approx(4 / result["samples_per_s"])
 

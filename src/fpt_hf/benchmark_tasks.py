@@ -2,15 +2,17 @@
 
     fpt-hf bench --task listops cifar10_lra remote_homology --data_root ../shared/data --layers 6 --steps 4
 
-Each configuration (the previous defaults, then today's) runs in its own process, as pairs A B A B ... over
-`--repeats`; the report gives per task the median samples/s and real (unpadded) tokens/s with their min-max over
-repeats, the median ratio over pairs, the time one training epoch would take, and ends with the line
+Each configuration (the previous defaults, then today's) trains one epoch over the same seeded random `--steps` x batch
+training rows, in its own process, as pairs A B A B ... over `--repeats`, so a ratio is a per-epoch speed-up whatever
+the rows' lengths. The report gives per task the median samples/s and real (unpadded) tokens/s with their min-max over
+repeats, the median ratio over pairs, the time one full training epoch would take at that speed, and ends with the line
 `task throughput vs previous defaults: listops X.XXx, ...`.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import statistics
@@ -25,8 +27,10 @@ CONFIGS = {"previous": PREVIOUS_DEFAULTS, "current": []}
 
 
 def worker(spec: dict) -> dict:
-    """Train `spec["warmup"] + spec["steps"]` steps of `spec["task"]` with the cpu preset plus `spec["flags"]`; time the
-    last `steps` (data loading, collation, forward, backward, optimizer) and count the tokens they held."""
+    """One training epoch over the same seeded random `spec["steps"] x batch` training rows in every configuration (so a
+    ratio is a per-epoch speed-up, whatever the row lengths), with the cpu preset plus `spec["flags"]`, through the Trainer's
+    own sampler, dataloader and collator; `spec["warmup"]` untimed forward/backward passes on other rows come first."""
+    import numpy as np
     import torch
     from transformers import TrainerCallback
 
@@ -38,15 +42,24 @@ def worker(spec: dict) -> dict:
     data_dir = os.path.join(spec["data_root"], getattr(task, "folder", task.name)) if spec.get("data_root") and not task.generated else None
     with tempfile.TemporaryDirectory() as out:
         argv = ["--task", task.name, "--backbone", spec["backbone"], "--preset", "cpu", "--use_cpu", "--output_dir", out,
-                "--max_steps", str(spec["warmup"] + spec["steps"]), "--eval_strategy", "no", "--save_strategy", "no",
+                "--max_steps", str(spec["steps"]), "--eval_strategy", "no", "--save_strategy", "no",
                 "--load_best_model_at_end", "false", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false",
                 "--seed", str(spec["seed"]), *(["--data_dir", data_dir] if data_dir else []),
                 *(["--num_backbone_layers", str(spec["layers"])] if spec.get("layers") else []),
                 *(["--per_device_train_batch_size", str(spec["batch"])] if spec.get("batch") else []), *spec["flags"]]
         args, training_args = parse_args(argv)
         trainer, _, _ = build_trainer(args, training_args)
+        batch_size = training_args.per_device_train_batch_size
+        full = trainer.train_dataset
+        order = np.random.default_rng(spec["seed"]).permutation(len(full))
+        timed, spare = order[: spec["steps"] * batch_size], order[spec["steps"] * batch_size:]
+        trainer.train_dataset = full.select(timed)  # the same rows for every configuration
+        collate, model = trainer.data_collator, trainer.model.train()
+        warm_rows = (spare if len(spare) >= batch_size else timed)[:batch_size]  # outside the timed epoch where there are enough
+        for _ in range(spec["warmup"]):  # allocator growth, kernel selection: untimed
+            model(**collate([full[int(j)] for j in warm_rows])).loss.backward()
+            model.zero_grad(set_to_none=True)
         batches = []
-        collate = trainer.data_collator
 
         def counting_collator(rows):
             batch = collate(rows)
@@ -56,20 +69,22 @@ def worker(spec: dict) -> dict:
             return batch
 
         trainer.data_collator = counting_collator
-        ends = []
+        times = {}
 
-        class StepTimes(TrainerCallback):
+        class EpochTime(TrainerCallback):
+            def on_train_begin(self, args, state, control, **kwargs):
+                times["begin"] = time.perf_counter()
+
             def on_step_end(self, args, state, control, **kwargs):
-                ends.append(time.perf_counter())
+                times["end"] = time.perf_counter()
 
-        trainer.add_callback(StepTimes())
+        trainer.add_callback(EpochTime())
         trainer.train()
-        timed = batches[spec["warmup"]: spec["warmup"] + spec["steps"]]
-        seconds = ends[-1] - ends[spec["warmup"] - 1]
-        samples, real, padded = (sum(b[i] for b in timed) for i in range(3))
+        seconds = times["end"] - times["begin"]
+        samples, real, padded = (sum(b[i] for b in batches) for i in range(3))
         return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
-                "step_s": seconds / len(timed), "batch": training_args.per_device_train_batch_size,
-                "train_rows": len(trainer.train_dataset), "flags": spec["flags"]}
+                "step_s": seconds / len(batches), "batch": batch_size, "train_rows": len(full), "flags": spec["flags"],
+                "timed_rows": hashlib.sha256(np.sort(timed).tobytes()).hexdigest()[:12]}
 
 
 def run_worker(spec: dict) -> dict:
@@ -124,8 +139,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--layers", type=int, default=6, help="first N backbone blocks (0: all)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the cpu preset's)")
     parser.add_argument("--data_root", default=os.environ.get("FPT_HF_DATA_DIR"), help="folder with one Parquet folder per dataset")
-    parser.add_argument("--steps", type=int, default=4)
-    parser.add_argument("--warmup", type=int, default=1)
+    parser.add_argument("--steps", type=int, default=4, help="batches in the timed epoch (its rows: steps x batch, seeded)")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed forward/backward passes first")
     parser.add_argument("--repeats", type=int, default=1, help="pairs of (previous, current) processes, interleaved")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
