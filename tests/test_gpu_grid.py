@@ -23,6 +23,12 @@ def test_plan_fits_the_budget_and_scales_with_throughput(load_script):
         grid.plan(0)
 
 
+def test_the_documented_grid_fits_25_minutes_on_an_h100_by_its_estimate(load_script):
+    grid = load_script("examples/paper_table_gpu.py")
+    cells = grid.plan(18)  # docs/gpu.md: 18 minutes of grid, ~3 for the machine's start, transfers and install
+    assert all(c.steps >= grid.MIN_STEPS for c in cells) and sum(c.train_minutes + c.eval_minutes for c in cells) + 0.3 * 28 + 3 <= 25
+
+
 def test_dry_run_prints_the_plan_only(load_script, capsys, tmp_path):
     grid = load_script("examples/paper_table_gpu.py")
     assert grid.main(["--dry_run", "--results_dir", str(tmp_path / "r")]) == []
