@@ -1,6 +1,7 @@
 """The benchmark's measurements on a tiny backbone (the numbers themselves are in the README)."""
 
 import pytest
+import torch
 
 from fpt_hf.benchmark import FAST, REFERENCE, main, worker
 
@@ -21,7 +22,7 @@ def test_frozen_weights_cost_no_weight_gradient_flops(gpt2_dir):
 
 
 def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
-    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--reservoir", "--checkpointing",
+    main(["--backbones", gpt2_dir, "--steps", "1", "--repeats", "1", "--batch", "4", "--length", "16", "--threads", "1", "--reservoir", "--checkpointing",
           "--output", str(tmp_path / "bench.md")])
     out = capsys.readouterr().out
     assert "| train | samples/s |" in out and "| inference | peak RSS MB |" in out and "% of bf16" in out
@@ -33,7 +34,7 @@ def test_bench_command_prints_the_comparison(gpt2_dir, capsys, tmp_path):
 def test_selective_checkpointing_opt_out(gpt2_dir, capsys):
     held = {mode: worker(_spec(gpt2_dir, dict(FAST, checkpointing=mode), "train"))["held_mb"] for mode in (False, "selective")}
     assert held["selective"] < held[False]
-    main(["--backbones", gpt2_dir, "--steps", "1", "--batch", "4", "--length", "16", "--threads", "1", "--no-selective"])
+    main(["--backbones", gpt2_dir, "--steps", "1", "--repeats", "1", "--batch", "4", "--length", "16", "--threads", "1", "--no-selective"])
     out = capsys.readouterr().out
     assert "'checkpointing': False" in out and "'checkpointing': 'selective'" not in out
     assert "| train | activations held for backward MB |" in out
@@ -161,3 +162,38 @@ def test_profile_step_breaks_a_step_down_by_category(gpt2_dir, capsys, load_scri
     assert script.category("aten::addmm") == "matmul" and script.category("aten::_scaled_dot_product_flash_attention_for_cpu") == "attention kernel"
     with pytest.raises(SystemExit):
         script.main(["--backbone", gpt2_dir, "--length", "0"])
+
+
+def test_bench_pairs_alternate_and_ratios_are_per_pair(monkeypatch):
+    """Rounds run reference, fast, reference, fast, ...; medians and min-max are taken over the pairs' own ratios."""
+    from fpt_hf import benchmark
+
+    calls = []
+    speeds = iter([1.0, 3.0, 2.0, 4.0, 1.0, 5.0])  # reference / fast of three rounds: ratios 3.0, 2.0, 5.0
+
+    def fake(spec):
+        calls.append((spec["mode"], spec["setting"]["name"]))
+        if spec["mode"] == "inference":
+            return {"error": f"{spec['setting']['name']} (inference, b) failed: RuntimeError: boom"}
+        s = next(speeds)
+        return {"samples_per_s": s, "peak_rss_mb": 100 * s, "flops_per_s": 1e9 * s, "matmul_peak": {"float32": {"median": 2e9},
+                "bfloat16": {"median": 1e10}}, "warmup_s": [2.0, 1.0], "step_times": [1.0]}
+
+    monkeypatch.setattr(benchmark, "run_worker", fake)
+    rows = benchmark.compare(["b"], 4, 16, 1, 1, [FAST], repeats=3)
+    assert [name for mode, name in calls if mode == "train"] == [REFERENCE["name"], FAST["name"]] * 3
+    stats = benchmark.summarize(rows[0]["runs"], "samples_per_s")
+    assert stats[FAST["name"]]["ratio"] == (3.0, 2.0, 5.0) and stats[FAST["name"]]["value"] == (4.0, 3.0, 5.0)
+    assert stats["reference"]["value"] == (1.0, 1.0, 2.0)
+    table = benchmark.format_table(rows, [FAST])
+    assert "| b | train | samples/s | 1.0 (1.0-2.0) | 4.0 (3.0-5.0) | 3.00x (2.00-5.00) |" in table
+    assert "| b | train | first warm-up step / timed step | 2.00x |" in table
+    assert "error: fpt-hf (inference, b) failed: RuntimeError: boom" in table  # which configuration failed, and why
+    assert "| b | inference | samples/s | failed | failed | failed |" in table
+
+
+def test_matmul_peak_reports_median_and_spread():
+    from fpt_hf.benchmark import matmul_peak
+
+    peak = matmul_peak(torch.float32, (64, 32, 48), repeats=3, calls=2)
+    assert peak["min"] <= peak["median"] <= peak["max"] and peak["min"] > 0

@@ -23,15 +23,30 @@ REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": 
 FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": "selective"}
 
 
-def matmul_peak(dtype: torch.dtype, size: int = 2048, repeats: int = 8) -> float:
-    """Achieved FLOP/s of a large square matmul in `dtype` on this machine, now."""
-    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+def matmul_peak(dtype: torch.dtype, shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 5, calls: int = 4) -> dict:
+    """Achieved FLOP/s of `(m, k) @ (k, n)` matmuls in `dtype` on this machine, now: `repeats` timings of `calls` products
+    each after two warm-ups; median, min and max over the repeats. The training scripts pass the model's own GEMM shape
+    (tokens x hidden x intermediate), so the peak is what these matrices can reach, not a square ideal."""
+    import statistics
+
+    m, k, n = shape
+    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
     for _ in range(2):
         a @ b
-    start = time.perf_counter()
+    rates = []
     for _ in range(repeats):
-        a @ b
-    return 2 * size**3 * repeats / (time.perf_counter() - start)
+        start = time.perf_counter()
+        for _ in range(calls):
+            a @ b
+        rates.append(2 * m * k * n * calls / (time.perf_counter() - start))
+    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
+
+
+def model_gemm_shape(model, tokens: int) -> tuple[int, int, int]:
+    """(tokens, hidden, intermediate): the feed-forward up-projection, the largest GEMM of a transformer block."""
+    config = model.backbone.config
+    hidden = config.hidden_size
+    return tokens, hidden, getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
 
 
 class HeldActivations:
@@ -154,7 +169,12 @@ def worker(spec: dict) -> dict:
             model.forward = torch.compile(model.forward)
             step()
             result["compile_s"] = time.perf_counter() - start
-    step()  # warm-up
+    warmup = []
+    for _ in range(spec.get("warmup", 2)):  # allocator growth, kernel selection: the first steps are slower
+        start = time.perf_counter()
+        step()
+        warmup.append(time.perf_counter() - start)
+    result["warmup_s"] = warmup
     with FlopCounterMode(display=False) as counter:
         step()
     result["flops_per_step"] = counter.get_total_flops()
@@ -164,12 +184,16 @@ def worker(spec: dict) -> dict:
         result["held_mb"] = held.megabytes()
         loss.backward()
         optimizer.zero_grad(set_to_none=True)
-    result["matmul_peak"] = {"float32": matmul_peak(torch.float32), "bfloat16": matmul_peak(torch.bfloat16)}  # same conditions
+    gemm = model_gemm_shape(model, batch * length)
+    result["matmul_peak"] = {"float32": matmul_peak(torch.float32, gemm), "bfloat16": matmul_peak(torch.bfloat16, gemm)}  # same conditions
     _reset_peak_rss()  # from here on, the peak is what the steps themselves need (weights + activations)
-    start = time.perf_counter()
+    times = []
     for _ in range(steps):
+        start = time.perf_counter()
         step()
-    seconds = (time.perf_counter() - start) / steps
+        times.append(time.perf_counter() - start)
+    result["step_times"] = times
+    seconds = sum(times) / steps
     result.update(step_s=seconds, samples_per_s=batch / seconds, flops_per_s=result["flops_per_step"] / seconds,
                   peak_rss_mb=_peak_rss_mb())
     return result
@@ -235,43 +259,88 @@ def _peak_rss_mb() -> float:
 
 
 def run_worker(spec: dict) -> dict:
+    """`worker(spec)` in a fresh process; a failure comes back as {"error": ...} naming the configuration and the cause."""
     proc = subprocess.run([sys.executable, "-m", "fpt_hf.benchmark", "--worker", json.dumps(spec)], capture_output=True, text=True)
     if proc.returncode != 0:
-        raise RuntimeError(f"benchmark worker failed for {spec}:\n{proc.stderr[-3000:]}")
+        cause = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return {"error": f"{spec['setting']['name']} ({spec['mode']}, {spec['backbone']}) failed: {cause}"}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-def compare(backbones, batch, length, steps, threads, settings: list[dict]) -> list[dict]:
-    """For each backbone and mode, the reference and every fast setting, one process each."""
+METRICS = (("samples/s", "samples_per_s", 1, "{:.1f}"), ("peak RSS MB", "peak_rss_mb", 1, "{:.0f}"),
+           ("achieved GFLOP/s", "flops_per_s", 1e-9, "{:.0f}"), ("activations held for backward MB", "held_mb", 1, "{:.0f}"))
+
+
+def compare(backbones, batch, length, steps, threads, settings: list[dict], repeats: int = 3, warmup: int = 2) -> list[dict]:
+    """For each backbone and mode, `repeats` interleaved rounds: reference, then every fast setting, one process each
+    (A B A B ...), so each ratio compares runs made moments apart."""
     rows = []
     for backbone in backbones:
         for mode in ("train", "inference"):
-            spec = {"backbone": backbone, "mode": mode, "batch": batch, "length": length, "steps": steps, "threads": threads}
-            ref = run_worker(dict(spec, setting=REFERENCE))
-            variants = [(st["name"], run_worker(dict(spec, setting=st))) for st in settings if mode == "train" or st["checkpointing"] != "full"]
-            rows.append({"backbone": backbone, "mode": mode, "reference": ref, "variants": variants})
+            spec = {"backbone": backbone, "mode": mode, "batch": batch, "length": length, "steps": steps, "threads": threads, "warmup": warmup}
+            names = [st["name"] for st in settings if mode == "train" or st["checkpointing"] != "full"]
+            runs = {"reference": [], **{name: [] for name in names}}
+            for _ in range(repeats):
+                runs["reference"].append(run_worker(dict(spec, setting=REFERENCE)))
+                for st in settings:
+                    if st["name"] in names:
+                        runs[st["name"]].append(run_worker(dict(spec, setting=st)))
+            rows.append({"backbone": backbone, "mode": mode, "runs": runs})
     return rows
 
 
+def spread(values: list[float]) -> tuple[float, float, float] | None:
+    """(median, min, max), or None when nothing was measured."""
+    import statistics
+
+    return (statistics.median(values), min(values), max(values)) if values else None
+
+
+def summarize(runs: dict[str, list[dict]], key: str) -> dict:
+    """Per configuration: the median (min-max) of `key` over its runs, and of its ratio to the reference over the pairs."""
+    ok = {name: [r for r in rs if "error" not in r and key in r] for name, rs in runs.items()}
+    out = {}
+    for name, rs in runs.items():
+        pairs = [(ref[key], run[key]) for ref, run in zip(runs["reference"], rs) if "error" not in ref and "error" not in run and key in run]
+        out[name] = {"value": spread([r[key] for r in ok[name]]), "ratio": spread([b / a for a, b in pairs]) if name != "reference" else None}
+    return out
+
+
+def _cell(summary: tuple | None, fmt: str, scale: float = 1.0, suffix: str = "") -> str:
+    if summary is None:
+        return "failed"
+    median, low, high = (x * scale for x in summary)
+    return f"{fmt.format(median)}{suffix} ({fmt.format(low)}-{fmt.format(high)})" if high > low else f"{fmt.format(median)}{suffix}"
+
+
 def format_table(rows: list[dict], settings: list[dict]) -> str:
-    lines = [f"fast settings: {settings}", "",
+    repeats = max(len(rs) for row in rows for rs in row["runs"].values())
+    lines = [f"fast settings: {settings}", f"median (min-max) over {repeats} interleaved round(s); ratios per pair", "",
              "| backbone | mode | metric | reference (fp32, eager, Adam) | " + " | ".join(f"{st['name']} | ratio" for st in settings) + " |",
              "|---|---|---|---|" + "---|---|" * len(settings)]
     for row in rows:
-        ref = row["reference"]
-        for label, key, scale, fmt in (("samples/s", "samples_per_s", 1, "{:.1f}"), ("peak RSS MB", "peak_rss_mb", 1, "{:.0f}"),
-                                       ("achieved GFLOP/s", "flops_per_s", 1e-9, "{:.0f}")):
-            cells = [f"{fmt.format(v[key] * scale)} | {v[key] / ref[key]:.2f}x" for _, v in row["variants"]]
-            lines.append(f"| {row['backbone']} | {row['mode']} | {label} | {fmt.format(ref[key] * scale)} | " + " | ".join(cells) + " |")
-        if "held_mb" in ref:
-            cells = [f"{v['held_mb']:.0f} | {v['held_mb'] / ref['held_mb']:.2f}x" for _, v in row["variants"]]
-            lines.append(f"| {row['backbone']} | {row['mode']} | activations held for backward MB | {ref['held_mb']:.0f} | " + " | ".join(cells) + " |")
-        cells = [f"{100 * v['flops_per_s'] / v['matmul_peak']['bfloat16']:.0f}% of bf16 |" for _, v in row["variants"]]
-        lines.append(f"| {row['backbone']} | {row['mode']} | % of matmul peak (measured in the same process) | "
-                     f"{100 * ref['flops_per_s'] / ref['matmul_peak']['float32']:.0f}% of fp32 | " + " | ".join(cells) + " |")
-        for name, v in row["variants"]:
-            if "compile_s" in v:
-                lines.append(f"| {row['backbone']} | {row['mode']} | compile time s ({name}) | | {v['compile_s']:.1f} |")
+        names = [n for n in row["runs"] if n != "reference"]
+        for label, key, scale, fmt in METRICS:
+            stats = summarize(row["runs"], key)
+            if stats["reference"]["value"] is None and key == "held_mb":
+                continue
+            cells = [f"{_cell(stats[n]['value'], fmt, scale)} | {_cell(stats[n]['ratio'], '{:.2f}', 1, 'x')}" for n in names]
+            lines.append(f"| {row['backbone']} | {row['mode']} | {label} | {_cell(stats['reference']['value'], fmt, scale)} | " + " | ".join(cells) + " |")
+        peaks = {}
+        for name, rs in row["runs"].items():
+            dtype = "float32" if name == "reference" else "bfloat16"
+            shares = [r["flops_per_s"] / r["matmul_peak"][dtype]["median"] for r in rs if "error" not in r]
+            peaks[name] = f"{_cell(spread(shares), '{:.0f}', 100)}% of {'fp32' if dtype == 'float32' else 'bf16'}"
+        lines.append(f"| {row['backbone']} | {row['mode']} | % of matmul peak (model GEMM shape, same process) | {peaks['reference']} | "
+                     + " | ".join(f"{peaks[n]} |" for n in names))
+        warm = [r["warmup_s"][0] / (sum(r["step_times"]) / len(r["step_times"])) for rs in row["runs"].values() for r in rs if "error" not in r]
+        lines.append(f"| {row['backbone']} | {row['mode']} | first warm-up step / timed step | {_cell(spread(warm), '{:.2f}', 1, 'x')} |")
+        for name, rs in row["runs"].items():
+            for r in rs:
+                if "compile_s" in r:
+                    lines.append(f"| {row['backbone']} | {row['mode']} | compile time s ({name}) | | {r['compile_s']:.1f} |")
+        errors = [r["error"] for rs in row["runs"].values() for r in rs if "error" in r]
+        lines += [f"error: {e}" for e in errors]
     return "\n".join(lines)
 
 
@@ -279,6 +348,9 @@ def scaling(backbone: str, lengths, batches, steps, threads, fast: dict) -> str:
     lines = ["| batch | seq len | step s | samples/s | peak RSS MB |", "|---|---|---|---|---|"]
     for batch, length in [(batches[0], n) for n in lengths] + [(b, lengths[0]) for b in batches[1:]]:
         r = run_worker({"backbone": backbone, "setting": fast, "mode": "train", "batch": batch, "length": length, "steps": steps, "threads": threads})
+        if "error" in r:
+            lines.append(f"| {batch} | {length} | {r['error']} | | |")
+            continue
         lines.append(f"| {batch} | {length} | {r['step_s']:.3f} | {r['samples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
     return "\n".join(lines)
 
@@ -290,6 +362,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--length", type=int, default=64)
     parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved rounds (reference, fast, reference, fast, ...)")
+    parser.add_argument("--warmup", type=int, default=2, help="untimed steps first (the first ones grow the allocator)")
     parser.add_argument("--threads", type=int, default=None, help="torch threads per process (default: torch's)")
     parser.add_argument("--compile", action="store_true", help="also torch.compile the fast path")
     parser.add_argument("--no-bf16", dest="bf16", action="store_false", help="fast path in fp32 (opt-out)")
@@ -306,19 +380,26 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         print(json.dumps(worker(json.loads(args.worker))))
         return
+    for name in ("steps", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name} must be at least 1, got {getattr(args, name)}.")
     if args.threads:
         torch.set_num_threads(args.threads)
     fast = dict(FAST, compile=args.compile, compute_dtype="bfloat16" if args.bf16 else None, checkpointing="selective" if args.selective else False)
     settings = [fast] + ([dict(fast, name="fpt-hf + full checkpointing", checkpointing="full")] if args.checkpointing else [])
     report = [f"batch {args.batch} x {args.length} tokens, {args.threads or torch.get_num_threads()} threads, {args.steps} timed steps"]
     if not args.skip_compare:
-        report.append(format_table(compare(args.backbones, args.batch, args.length, args.steps, args.threads, settings), settings))
+        rows = compare(args.backbones, args.batch, args.length, args.steps, args.threads, settings, args.repeats, args.warmup)
+        report.append(format_table(rows, settings))
     if args.reservoir:
         report += ["", "Output-only (reservoir) training on cached features, fpt-hf setting:",
                    "| backbone | samples | feature extraction s (once) | cached epoch s | full FPT epoch s | speedup |", "|---|---|---|---|---|---|"]
         for backbone in args.backbones:
             r = run_worker({"backbone": backbone, "setting": fast, "mode": "reservoir", "batch": args.batch, "length": args.length,
                             "steps": args.steps, "threads": args.threads})
+            if "error" in r:
+                report.append(f"| {backbone} | {r['error']} | | | | |")
+                continue
             report.append(f"| {backbone} | {r['samples']} | {r['extract_s']:.2f} | {r['cached_epoch_s']:.4f} | {r['full_epoch_s']:.2f} | {r['speedup']:.0f}x |")
     if args.scaling:
         report += ["", f"Scaling ({args.backbones[0]}, fpt-hf setting, training step):", scaling(args.backbones[0], args.lengths, args.batches, args.steps, args.threads, fast)]
