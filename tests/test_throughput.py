@@ -59,21 +59,29 @@ def test_task_benchmark_worker_counts_what_the_trainer_fed(gpt2_dir):
     result = worker(spec)
     assert result["batch"] == 4 and result["padding_efficiency"] == 1.0 and result["train_rows"] == 64
     other = worker({**spec, "flags": [*spec["flags"], "--selective_checkpointing", "false"]})
-    assert other["timed_rows"] == result["timed_rows"]  # every configuration trains on the same rows
+    assert other["warm_rows"] == result["warm_rows"] and result["train_tokens"] is None  # fixed-length rows: no length column
     assert result["real_tokens_per_s"] == pytest.approx(10 * result["samples_per_s"])  # bit XOR rows are 10 tokens
     assert result["step_s"] == pytest.approx(4 / result["samples_per_s"])
 
 
 def test_task_benchmark_report_medians_ratios_and_failures():
-    def run(samples, efficiency=1.0):
-        return {"samples_per_s": samples, "real_tokens_per_s": samples * 100, "padding_efficiency": efficiency, "train_rows": 3600}
+    def run(samples, tokens_per_sample=100.0, efficiency=1.0, train_tokens=None):
+        return {"samples_per_s": samples, "real_tokens_per_s": samples * tokens_per_sample, "padding_efficiency": efficiency,
+                "train_rows": 3600, "train_tokens": train_tokens}
 
-    rows = [summarize("listops", {"previous": [run(1.0, 0.6), run(2.0, 0.6), run(1.5, 0.6)], "current": [run(3.0), run(3.0), run(6.0)]}),
-            summarize("remote_homology", {"previous": [run(1.0)], "current": [{"error": "remote_homology with current defaults failed: ['boom']"}]})]
-    assert rows[0]["ratio"] == (3.0, 1.5, 4.0)  # median, min, max of the per-pair ratios 3.0, 1.5, 4.0
-    assert rows[0]["current_samples_per_s"] == (3.0, 3.0, 6.0) and rows[0]["previous_epoch_h"] == pytest.approx(3600 / 1.5 / 3600)
+    # variable-length rows: the ratio is of real tokens/s (grouped batches may draw other lengths than random ones)
+    listops = {"previous": [run(1.0, 100, 0.6, 360_000), run(2.0, 100, 0.6, 360_000), run(1.5, 100, 0.6, 360_000)],
+               "current": [run(1.0, 300, 0.98, 360_000), run(2.0, 200, 0.98, 360_000), run(2.0, 375, 0.98, 360_000)]}
+    lra = {"previous": [run(1.0)], "current": [run(2.0)]}
+    homology = {"previous": [run(1.0)], "current": [{"error": "remote_homology with current defaults failed: ['boom']"}]}
+    rows = [summarize("listops", listops), summarize("cifar10_lra", lra), summarize("remote_homology", homology)]
+    assert rows[0]["ratio_metric"] == "real_tokens_per_s" and rows[1]["ratio_metric"] == "samples_per_s"
+    assert rows[0]["ratio"] == (3.0, 2.0, 5.0)  # median, min, max of the per-pair token-rate ratios 3.0, 2.0, 5.0
+    assert rows[0]["previous_epoch_h"] == pytest.approx(360_000 / 150.0 / 3600)  # the epoch's real tokens / median tokens/s
+    assert rows[1]["ratio"] == (2.0, 2.0, 2.0) and rows[1]["current_epoch_h"] == pytest.approx(3600 / 2.0 / 3600)
     report = format_report(rows, {"backbone": "b", "layers": 6, "threads": 1, "steps": 4, "warmup": 1, "repeats": 3})
-    assert report.splitlines()[-1] == "task throughput vs previous defaults: listops 3.00x, remote_homology failed"
+    assert report.splitlines()[-1] == "task throughput vs previous defaults: listops 3.00x, cifar10_lra 2.00x, remote_homology failed"
+    assert "listops: current / previous real tokens/s: 3.00x (2.00-5.00x over pairs)" in report
     assert "error: remote_homology with current defaults failed: ['boom']" in report
 
 

@@ -2,11 +2,11 @@
 
     fpt-hf bench --task listops cifar10_lra remote_homology --data_root ../shared/data --layers 6 --steps 4
 
-Each configuration (the previous defaults, then today's) trains one epoch over the same seeded random `--steps` x batch
-training rows, in its own process, as pairs A B A B ... over `--repeats`, so a ratio is a per-epoch speed-up whatever
-the rows' lengths. The report gives per task the median samples/s and real (unpadded) tokens/s with their min-max over
-repeats, the median ratio over pairs, the time one full training epoch would take at that speed, and ends with the line
-`task throughput vs previous defaults: listops X.XXx, ...`.
+Each configuration (the previous defaults, then today's) trains `--steps` batches drawn by its own sampler from the
+whole training set, in its own process, as pairs A B A B ... over `--repeats`. The report gives per task the median
+samples/s and real (unpadded) tokens/s with their min-max over repeats, the median ratio over pairs (of real tokens/s for
+variable-length tasks, whose epoch holds the same real tokens under any sampler; of samples/s otherwise), the time one
+training epoch would take at that speed, and ends with the line `task throughput vs previous defaults: listops X.XXx, ...`.
 """
 
 from __future__ import annotations
@@ -27,9 +27,13 @@ CONFIGS = {"previous": PREVIOUS_DEFAULTS, "current": []}
 
 
 def worker(spec: dict) -> dict:
-    """One training epoch over the same seeded random `spec["steps"] x batch` training rows in every configuration (so a
-    ratio is a per-epoch speed-up, whatever the row lengths), with the cpu preset plus `spec["flags"]`, through the Trainer's
-    own sampler, dataloader and collator; `spec["warmup"]` untimed forward/backward passes on other rows come first."""
+    """Train `spec["steps"]` steps of `spec["task"]` with the cpu preset plus `spec["flags"]`, through the Trainer's own sampler
+    (random or length-grouped over the whole training set), dataloader and collator, after `spec["warmup"]` untimed
+    forward/backward passes on a fixed batch; count the real and padded tokens the timed steps held.
+
+    Grouped batches only pay off over the whole set (the sampler sorts megabatches of 50 batches), so each configuration
+    draws its batches from the full training set, and a variable-length task's throughput is its real tokens/s: an epoch
+    holds the same real tokens under every sampler."""
     import numpy as np
     import torch
     from transformers import TrainerCallback
@@ -51,11 +55,8 @@ def worker(spec: dict) -> dict:
         trainer, _, _ = build_trainer(args, training_args)
         batch_size = training_args.per_device_train_batch_size
         full = trainer.train_dataset
-        order = np.random.default_rng(spec["seed"]).permutation(len(full))
-        timed, spare = order[: spec["steps"] * batch_size], order[spec["steps"] * batch_size:]
-        trainer.train_dataset = full.select(timed)  # the same rows for every configuration
+        warm_rows = np.random.default_rng(spec["seed"]).permutation(len(full))[:batch_size]  # the same in every configuration
         collate, model = trainer.data_collator, trainer.model.train()
-        warm_rows = (spare if len(spare) >= batch_size else timed)[:batch_size]  # outside the timed epoch where there are enough
         for _ in range(spec["warmup"]):  # allocator growth, kernel selection: untimed
             model(**collate([full[int(j)] for j in warm_rows])).loss.backward()
             model.zero_grad(set_to_none=True)
@@ -72,8 +73,8 @@ def worker(spec: dict) -> dict:
         times = {}
 
         class EpochTime(TrainerCallback):
-            def on_train_begin(self, args, state, control, **kwargs):
-                times["begin"] = time.perf_counter()
+            def on_step_begin(self, args, state, control, **kwargs):  # after the sampler is built and the first batch fetched
+                times.setdefault("begin", time.perf_counter())
 
             def on_step_end(self, args, state, control, **kwargs):
                 times["end"] = time.perf_counter()
@@ -82,9 +83,10 @@ def worker(spec: dict) -> dict:
         trainer.train()
         seconds = times["end"] - times["begin"]
         samples, real, padded = (sum(b[i] for b in batches) for i in range(3))
+        total_tokens = int(np.sum(np.asarray(full["length"]))) if "length" in full.column_names else None
         return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
-                "step_s": seconds / len(batches), "batch": batch_size, "train_rows": len(full), "flags": spec["flags"],
-                "timed_rows": hashlib.sha256(np.sort(timed).tobytes()).hexdigest()[:12]}
+                "step_s": seconds / len(batches), "batch": batch_size, "train_rows": len(full), "train_tokens": total_tokens,
+                "flags": spec["flags"], "warm_rows": hashlib.sha256(np.sort(warm_rows).tobytes()).hexdigest()[:12]}
 
 
 def run_worker(spec: dict) -> dict:
@@ -105,11 +107,19 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
         for metric in ("samples_per_s", "real_tokens_per_s", "padding_efficiency"):
             values = [r[metric] for r in rs]
             row[f"{name}_{metric}"] = (statistics.median(values), min(values), max(values)) if values else None
-        if rs:
-            row[f"{name}_epoch_h"] = rs[0]["train_rows"] / statistics.median(r["samples_per_s"] for r in rs) / 3600
-    ratios = [c["samples_per_s"] / p["samples_per_s"] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
+        if rs:  # an epoch holds the same real tokens under any sampler; fixed-length rows: the same samples
+            tokens = rs[0].get("train_tokens")
+            rate = statistics.median(r["real_tokens_per_s"] if tokens else r["samples_per_s"] for r in rs)
+            row[f"{name}_epoch_h"] = (tokens or rs[0]["train_rows"]) / rate / 3600
+    key = "real_tokens_per_s" if any(r.get("train_tokens") for rs in ok.values() for r in rs) else "samples_per_s"
+    row["ratio_metric"] = key
+    ratios = [c[key] / p[key] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
     row["ratio"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
     return row
+
+
+def _fmt_ratio(ratio: tuple) -> str:
+    return f"{ratio[0]:.2f}x" + (f" ({ratio[1]:.2f}-{ratio[2]:.2f}x over pairs)" if ratio[2] > ratio[1] else "")
 
 
 def format_report(rows: list[dict], spec: dict) -> str:
@@ -126,6 +136,9 @@ def format_report(rows: list[dict], spec: dict) -> str:
                          f"{fmt(row[f'{name}_padding_efficiency'])} | {'-' if epoch is None else f'{epoch:.1f}'} |")
         lines += [f"error: {e}" for e in row["errors"]]
     lines.append("")
+    for r in rows:
+        ratio = "failed" if r["ratio"] is None else _fmt_ratio(r["ratio"])
+        lines.append(f"{r['task']}: current / previous {r['ratio_metric'].replace('_per_s', '/s').replace('_', ' ')}: {ratio}")
     ratios = [f"{r['task']} " + ("failed" if r["ratio"] is None else f"{r['ratio'][0]:.2f}x") for r in rows]
     lines.append("task throughput vs previous defaults: " + ", ".join(ratios))
     return "\n".join(lines)
@@ -139,8 +152,8 @@ def main(argv: list[str] | None = None) -> str:
     parser.add_argument("--layers", type=int, default=6, help="first N backbone blocks (0: all)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the cpu preset's)")
     parser.add_argument("--data_root", default=os.environ.get("FPT_HF_DATA_DIR"), help="folder with one Parquet folder per dataset")
-    parser.add_argument("--steps", type=int, default=4, help="batches in the timed epoch (its rows: steps x batch, seeded)")
-    parser.add_argument("--warmup", type=int, default=1, help="untimed forward/backward passes first")
+    parser.add_argument("--steps", type=int, default=4, help="timed training steps")
+    parser.add_argument("--warmup", type=int, default=1, help="untimed forward/backward passes on a fixed batch first")
     parser.add_argument("--repeats", type=int, default=1, help="pairs of (previous, current) processes, interleaved")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
