@@ -117,3 +117,12 @@ def test_a_run_with_other_settings_does_not_overwrite_a_result(tmp_path, caplog)
     assert results_path(tmp_path, name, other_task_seed) == tmp_path / name.replace(".json", "-3.json")
     (tmp_path / "x.json").write_text("not json")  # a foreign file is never replaced
     assert results_path(tmp_path, "x.json", run) == tmp_path / "x-2.json"
+
+
+def test_homology_rows_show_validation_and_fold_holdout(tmp_path):
+    for seed, (valid, test) in enumerate([(0.12, 0.10), (0.14, 0.12)]):
+        _write(tmp_path, f"h{seed}.json", task="remote_homology", method="fpt", backbone="smollm2-135m", steps=100, seed=seed,
+               accuracy=valid, eval_split="validation", accuracy_by_split={"validation": valid, "test": test})
+    table = markdown_table(collect(tmp_path))
+    assert "| remote_homology | fpt | smollm2-135m | 2 | 100 | 13.00 ± 1.41; test: 11.00 ± 1.41 | 12.7 |" in table
+

@@ -72,7 +72,12 @@ def markdown_table(groups: dict) -> str:
         task, method, backbone, steps = key
         mean, std, n = seed_summary(groups[key])
         paper = PAPER.get(method, {}).get(task)
-        lines.append(f"| {task} | {method} | {backbone} | {n} | {steps} | {format_accuracy(mean, std)} | {'' if paper is None else paper} |")
+        accuracy = format_accuracy(mean, std)
+        others = sorted({s for r in groups[key] for s in (r.get("accuracy_by_split") or {}) if s != r.get("eval_split")})
+        for split in others:  # e.g. remote homology: TAPE valid (the paper's number) and the fold holdout test
+            runs = [{"accuracy": r["accuracy_by_split"][split]} for r in groups[key] if split in (r.get("accuracy_by_split") or {})]
+            accuracy += f"; {split}: {format_accuracy(*seed_summary(runs)[:2])}"
+        lines.append(f"| {task} | {method} | {backbone} | {n} | {steps} | {accuracy} | {'' if paper is None else paper} |")
     return "\n".join(lines) + "\n"
 
 
