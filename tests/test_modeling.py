@@ -423,11 +423,11 @@ def test_unused_token_table_is_freed_unless_kept(gpt2_dir):
 
 
 def test_embedded_backbone_names_never_ask_the_hub(monkeypatch):
-    from fpt_hf import modeling_fpt
+    from fpt_hf import checkpoint_files
 
     def no_network(*args, **kwargs):
         raise AssertionError(f"Hub lookup for {args[0]!r}")
 
-    monkeypatch.setattr(modeling_fpt, "cached_file", no_network)
-    assert not modeling_fpt._is_fpt_checkpoint("smollm2-135m", {})
-    assert not modeling_fpt._is_fpt_checkpoint("minilm-l6", {})
+    monkeypatch.setattr(checkpoint_files, "cached_file", no_network)
+    assert not checkpoint_files.is_fpt_checkpoint("smollm2-135m", {})
+    assert not checkpoint_files.is_fpt_checkpoint("minilm-l6", {})

@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import inspect
-import json
-import os
 import re
 
 import torch
-from safetensors.torch import load_file
 from torch import nn
-from transformers import AutoConfig, PretrainedConfig, PreTrainedModel
-from transformers.utils import cached_file
+from transformers import AutoConfig, PreTrainedModel
 
 from .backbones import (
-    EMBEDDED_BACKBONES,
     FINGERPRINT_VERSION,
     classify_parameters,
     fingerprint,
@@ -22,6 +17,7 @@ from .backbones import (
     load_backbone_config,
     max_positions,
 )
+from .checkpoint_files import check_same_architecture, is_fpt_checkpoint, load_safetensors
 from .configuration_fpt import FPTConfig
 from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, checked_labels, classification_loss, pool
 
@@ -270,7 +266,7 @@ class FPTModel(FPTPreTrainedModel):
         hub_kwargs = {k: kwargs.pop(k) for k in HUB_KWARGS if k in kwargs}
         for ignored in ("trust_remote_code", "_from_auto", "adapter_kwargs", "_commit_hash", "return_unused_kwargs"):
             kwargs.pop(ignored, None)
-        if config is None and _is_fpt_checkpoint(reference, hub_kwargs):
+        if config is None and is_fpt_checkpoint(reference, hub_kwargs):
             config = FPTConfig.from_pretrained(reference, **hub_kwargs)
         if isinstance(config, FPTConfig):
             if kwargs:
@@ -297,8 +293,8 @@ class FPTModel(FPTPreTrainedModel):
             raise ValueError(f"Checkpoint {reference!r} has no backbone_fingerprint in its config.json: fpt-hf cannot verify that "
                              "the backbone it re-attaches is the one the heads were trained on. Save it again with fpt-hf.")
         model = cls(config)
-        _check_same_architecture(stored_backbone, model.backbone.config)
-        state = _load_safetensors(reference, hub_kwargs)
+        check_same_architecture(stored_backbone, model.backbone.config)
+        state = load_safetensors(reference, hub_kwargs)
         expected = model.heads_state_dict()
         missing = sorted(set(expected) - set(state))
         frozen = sorted(set(state) & set(model.state_dict()) - set(expected))
@@ -337,62 +333,6 @@ def _storage_dtype(config: FPTConfig) -> torch.dtype:
     """Load pretrained weights directly in the compute dtype: no transient fp32 copy of the backbone."""
     name = config.compute_dtype
     return torch.float32 if name in (None, "float32") else getattr(torch, name)
-
-
-def _is_fpt_checkpoint(reference: str, hub_kwargs: dict) -> bool:
-    if reference in EMBEDDED_BACKBONES and not os.path.isdir(reference):
-        return False  # an embedded backbone name: no Hub request
-    try:
-        config_file = cached_file(reference, "config.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-    except (OSError, ValueError):
-        return False
-    if config_file is None:
-        return False
-    try:
-        with open(config_file) as f:
-            return json.load(f).get("model_type") == FPTConfig.model_type
-    except (json.JSONDecodeError, UnicodeDecodeError, AttributeError) as err:
-        raise ValueError(f"{config_file} is not a valid config.json ({type(err).__name__}: {err}).") from err
-
-
-def _check_same_architecture(stored: PretrainedConfig | None, loaded: PretrainedConfig) -> None:
-    if stored is None:
-        return
-    for attr in ("model_type", "hidden_size", "num_hidden_layers"):
-        a, b = getattr(stored, attr, None), getattr(loaded, attr, None)
-        if a != b:
-            raise ValueError(
-                f"Backbone mismatch: the checkpoint was trained on a backbone with {attr}={a!r}, "
-                f"the backbone loaded now has {attr}={b!r}."
-            )
-
-
-def _load_safetensors(reference: str, hub_kwargs: dict) -> dict[str, torch.Tensor]:
-    """The checkpoint's tensors; only safetensors are accepted (never pickle)."""
-    single = cached_file(reference, "model.safetensors", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-    if single is not None:
-        try:
-            return load_file(single)
-        except Exception as err:
-            raise ValueError(f"Could not read {single}: not a valid safetensors file ({err}).") from err
-    index = cached_file(reference, "model.safetensors.index.json", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-    if index is not None:
-        with open(index) as f:
-            shards = sorted(set(json.load(f)["weight_map"].values()))
-        outside = [shard for shard in shards if os.path.isabs(shard) or os.path.normpath(shard).startswith("..") or "/" in shard.replace("\\", "/")]
-        if outside:
-            raise ValueError(f"{index} names shards outside the checkpoint folder: {outside}. Shards must be files beside the index.")
-        state = {}
-        for shard in shards:
-            path = cached_file(reference, shard, **hub_kwargs)
-            try:
-                state.update(load_file(path))
-            except Exception as err:
-                raise ValueError(f"Could not read {path}: not a valid safetensors file ({err}).") from err
-        return state
-    pickled = cached_file(reference, "pytorch_model.bin", _raise_exceptions_for_missing_entries=False, **hub_kwargs)
-    hint = " It holds pytorch_model.bin, which fpt-hf does not load (pickle can run code)." if pickled else ""
-    raise ValueError(f"No model.safetensors found in {reference!r}.{hint}")
 
 
 def register_auto_classes() -> None:
