@@ -197,3 +197,19 @@ def test_matmul_peak_reports_median_and_spread():
 
     peak = matmul_peak(torch.float32, (64, 32, 48), repeats=3, calls=2)
     assert peak["min"] <= peak["median"] <= peak["max"] and peak["min"] > 0
+
+
+def test_scaling_repeats_round_robin_with_medians(monkeypatch):
+    from fpt_hf import benchmark
+
+    order, times = [], iter([1.0, 2.0, 3.0, 4.0])
+
+    def fake(spec):
+        order.append((spec["batch"], spec["length"]))
+        t = next(times)
+        return {"step_s": t, "samples_per_s": spec["batch"] / t, "peak_rss_mb": 100.0}
+
+    monkeypatch.setattr(benchmark, "run_worker", fake)
+    table = benchmark.scaling("b", [64, 128], [8], 1, 1, FAST, repeats=2)
+    assert order == [(8, 64), (8, 128), (8, 64), (8, 128)]  # every shape once per round
+    assert "| 8 | 64 | 2.000 (1.000-3.000) | 5.3 (2.7-8.0) | 100 |" in table

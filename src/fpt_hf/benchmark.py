@@ -344,14 +344,21 @@ def format_table(rows: list[dict], settings: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def scaling(backbone: str, lengths, batches, steps, threads, fast: dict) -> str:
+def scaling(backbone: str, lengths, batches, steps, threads, fast: dict, repeats: int = 1) -> str:
+    """Step time and memory per (batch, length) shape: `repeats` rounds over all shapes (round-robin, so each shape sees
+    the machine at several moments), median (min-max) per shape."""
+    shapes = [(batches[0], n) for n in lengths] + [(b, lengths[0]) for b in batches[1:]]
+    runs = {shape: [] for shape in shapes}
+    for _ in range(repeats):
+        for batch, length in shapes:
+            runs[batch, length].append(run_worker({"backbone": backbone, "setting": fast, "mode": "train", "batch": batch,
+                                                   "length": length, "steps": steps, "threads": threads}))
     lines = ["| batch | seq len | step s | samples/s | peak RSS MB |", "|---|---|---|---|---|"]
-    for batch, length in [(batches[0], n) for n in lengths] + [(b, lengths[0]) for b in batches[1:]]:
-        r = run_worker({"backbone": backbone, "setting": fast, "mode": "train", "batch": batch, "length": length, "steps": steps, "threads": threads})
-        if "error" in r:
-            lines.append(f"| {batch} | {length} | {r['error']} | | |")
-            continue
-        lines.append(f"| {batch} | {length} | {r['step_s']:.3f} | {r['samples_per_s']:.1f} | {r['peak_rss_mb']:.0f} |")
+    for (batch, length), rs in runs.items():
+        ok = [r for r in rs if "error" not in r]
+        cells = [_cell(spread([r[key] for r in ok]), fmt) for key, fmt in (("step_s", "{:.3f}"), ("samples_per_s", "{:.1f}"), ("peak_rss_mb", "{:.0f}"))]
+        lines.append(f"| {batch} | {length} | " + " | ".join(cells) + " |")
+        lines += [f"error: {r['error']}" for r in rs if "error" in r]
     return "\n".join(lines)
 
 
@@ -402,7 +409,7 @@ def main(argv: list[str] | None = None) -> None:
                 continue
             report.append(f"| {backbone} | {r['samples']} | {r['extract_s']:.2f} | {r['cached_epoch_s']:.4f} | {r['full_epoch_s']:.2f} | {r['speedup']:.0f}x |")
     if args.scaling:
-        report += ["", f"Scaling ({args.backbones[0]}, fpt-hf setting, training step):", scaling(args.backbones[0], args.lengths, args.batches, args.steps, args.threads, fast)]
+        report += ["", f"Scaling ({args.backbones[0]}, fpt-hf setting, training step):", scaling(args.backbones[0], args.lengths, args.batches, args.steps, args.threads, fast, args.repeats)]
     text = "\n".join(report)
     print(text)
     if args.output:
