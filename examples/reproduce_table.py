@@ -18,6 +18,13 @@ from fpt_hf.arguments import parse_args
 from fpt_hf.results import bar_chart, collect, markdown_table, results_filename
 
 
+def run_output_dir(run_args: list[str]) -> str:
+    """Each cell's own output folder, named like its results file, so cells of other lengths or settings never meet in
+    one folder (training refuses a folder that already holds a run)."""
+    fpt_args, training_args = parse_args(run_args)
+    return f"outputs/grid/{Path(results_filename(fpt_args.task, fpt_args, training_args.max_steps, training_args.seed)).stem}"
+
+
 def finished_result(run_args: list[str], results_dir: str) -> Path | None:
     """The results JSON this run would write, if it is already there (same task, method, backbone, length, seed)."""
     fpt_args, training_args = parse_args(run_args)
@@ -45,7 +52,8 @@ def main():
             for method in args.methods:
                 for seed in args.seeds:
                     run_args = ["--task", task, "--method", method, "--backbone", args.backbone, "--seed", str(seed),
-                                "--results_dir", args.results_dir, "--output_dir", f"outputs/{task}-{method}-seed{seed}", *extra]
+                                "--results_dir", args.results_dir, *extra]
+                    run_args += ["--output_dir", run_output_dir(run_args)]
                     done = finished_result(run_args, args.results_dir)
                     if done:
                         print(f"skip {task} {method} seed {seed}: {done}")

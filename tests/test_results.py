@@ -48,6 +48,9 @@ def test_grid_skips_only_a_finished_run_of_the_same_length(tmp_path, load_script
     assert finished_result([*run[:7], "1", *run[8:], "--max_steps", "200"], tmp_path) is None  # other seed
     _write(tmp_path, "bit_xor-fpt-smollm2-135m-500steps-seed0.json", task="bit_xor")
     assert finished_result(run, tmp_path).name == "bit_xor-fpt-smollm2-135m-500steps-seed0.json"
+    run_output_dir = load_script("examples/reproduce_table.py").run_output_dir
+    assert run_output_dir(run) == "outputs/grid/bit_xor-fpt-smollm2-135m-500steps-seed0"
+    assert run_output_dir(run + ["--max_steps", "200"]) == "outputs/grid/bit_xor-fpt-smollm2-135m-200steps-seed0"  # its own folder
 
 
 def test_sink_token_runs_are_their_own_file_and_row(tmp_path):
