@@ -131,7 +131,7 @@ def _preset(name: str, task: Task | str) -> dict:
         if task.streamable:
             paper["streaming_train"] = True
         if task.materializable:
-            paper["augment"] = task.paper_augmentation  # the original code augments CIFAR-10 LRA as well
+            paper["augment"] = task.augmented("paper")  # the original code augments CIFAR-10 LRA as well
     return {
         **paper,
         "learning_rate": recipe.learning_rate,
