@@ -1,4 +1,4 @@
-"""`fpt-hf` command line: train, evaluate, push, datasets build/push, bench."""
+"""`fpt-hf` command line: train, sweep, evaluate, push, datasets build/push, bench."""
 
 from __future__ import annotations
 
@@ -83,6 +83,12 @@ def _datasets(argv):
         print(push_task_datasets(args.repo_id, tasks, data_dir=args.data_dir, train_size=args.train_size))
 
 
+def _sweep(argv):
+    from .sweep import main
+
+    main(argv)
+
+
 def _bench(argv):
     if "--task" in argv:  # task-level throughput on real task data (benchmark_tasks)
         from .benchmark_tasks import main
@@ -91,9 +97,10 @@ def _bench(argv):
     main(argv)
 
 
-COMMANDS = {"train": _train, "evaluate": _evaluate, "push": _push, "datasets": _datasets, "bench": _bench}
+COMMANDS = {"train": _train, "sweep": _sweep, "evaluate": _evaluate, "push": _push, "datasets": _datasets, "bench": _bench}
 SUMMARIES = {
     "train": "train FPT or a baseline on a task with the HF Trainer; evaluate on the held-out split; write a results JSON",
+    "sweep": "learning-rate sweep of a train run (Trainer.hyperparameter_search, optuna); `sweep plot` draws sweeps",
     "evaluate": "accuracy of a saved checkpoint on a task's full held-out split",
     "push": "push a trained checkpoint (heads only + model card) to the Hugging Face Hub",
     "datasets": "build the task datasets as Parquet (task_datasets/) or push them to the Hub",

@@ -146,11 +146,8 @@ def hardware() -> dict:
     return info
 
 
-def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None):
-    """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
-    `selection` split while training (see `with_selection_split`), as `run_training` uses them."""
-    task = args.resolve_task()
-    set_seed(training_args.seed)
+def build_training_model(task, args: FPTArguments, training_args: TrainingArguments) -> PreTrainedModel:
+    """`build_model` plus the run's memory setting: selective activation checkpointing unless full checkpointing is on."""
     model = build_model(task, args, use_cpu=training_args.use_cpu)
     if training_args.activation_checkpointing and not model.supports_gradient_checkpointing:
         logger.warning("%s does not support activation checkpointing; training without it.", type(model).__name__)
@@ -158,6 +155,16 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
     elif (args.selective_checkpointing and not training_args.activation_checkpointing and model.supports_gradient_checkpointing
           and set(model.config.trainable_groups) != {"output"}):  # only the head trains: no backward runs through the backbone
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
+    return model
+
+
+def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None, model_init: bool = False):
+    """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
+    `selection` split while training (see `with_selection_split`), as `run_training` uses them. `model_init=True`
+    gives the Trainer a `model_init` (a fresh, seeded model per `train()`), as `Trainer.hyperparameter_search` needs."""
+    task = args.resolve_task()
+    set_seed(training_args.seed)
+    model = build_training_model(task, args, training_args)
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length, training_seed=training_args.seed)
     collator = FPTDataCollator()
@@ -167,8 +174,14 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
         collator = default_data_collator
         logger.info("cached output_only features of %s in %.1f s", {k: len(v) for k, v in data.items()}, time.time() - started)
     data, selection = with_selection_split(task, data, args.task_seed)
+    first = [model]  # model_init: the Trainer's own first call takes the model built above; train() builds fresh ones
+
+    def fresh_model():
+        return first.pop() if first else build_training_model(task, args, training_args)
+
     trainer = Trainer(
-        model=model,
+        model=None if model_init else model,
+        model_init=fresh_model if model_init else None,
         args=training_args,
         train_dataset=data["train"],
         eval_dataset=data[selection],

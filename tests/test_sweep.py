@@ -1,0 +1,184 @@
+"""`fpt-hf sweep`: learning-rate sweeps through Trainer.hyperparameter_search (optuna), on tiny backbones."""
+
+import json
+
+import numpy as np
+import pytest
+from datasets import Dataset, DatasetDict
+from transformers import Trainer
+
+optuna = pytest.importorskip("optuna", reason="optuna (the sweep extra) is not installed")
+
+from fpt_hf.sweep import main as sweep_main  # noqa: E402
+from fpt_hf.sweep import plan_trials, plot_sweeps, sweep_parser, run_sweep  # noqa: E402
+
+QUIET = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false"]
+
+
+def _easy_dataset(path, n_train=96, n_val=32, n_test=32):
+    """Label = sign of the first feature of the first token: a high rate learns it in a few steps, 1e-7 cannot."""
+    rng = np.random.default_rng(0)
+
+    def split(n):
+        x = rng.normal(size=(n, 4, 2)).astype("float32")
+        return Dataset.from_dict({"inputs": x.tolist(), "labels": (x[:, 0, 0] > 0).astype("int64").tolist()})
+
+    DatasetDict({"train": split(n_train), "validation": split(n_val), "test": split(n_test)}).save_to_disk(str(path))
+    return path
+
+
+def _train_argv(gpt2_dir, data, steps=12, extra=()):
+    return ["--dataset", str(data), "--backbone", str(gpt2_dir), "--method", "fpt", "--max_steps", str(steps), "--eval_steps", "6",
+            "--per_device_train_batch_size", "16", *QUIET, *extra]
+
+
+def _sweep(argv):
+    sweep_args, train_argv = sweep_parser().parse_known_args(argv)
+    return run_sweep(sweep_args, train_argv)
+
+
+def test_grid_sweep_tries_exactly_the_rates_and_picks_the_better_one(gpt2_dir, tmp_path, capsys):
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    summary = _sweep(["--learning_rates", "1e-7", "3e-2", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data)])
+    records = [json.loads(p.read_text()) for p in sorted((out / "trials").glob("*.json"))]
+    assert sorted(r["learning_rate"] for r in records) == [1e-7, 3e-2] and summary["learning_rates"] == [1e-7, 3e-2]
+    study = optuna.load_study(study_name="seed42", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna-journal.log"))))
+    assert sorted(t.params["learning_rate"] for t in study.trials) == [1e-7, 3e-2]
+    assert sorted(t.value for t in study.trials) == sorted(r["accuracy"] for r in records)  # the objective is the record's
+    by_rate = {r["learning_rate"]: r for r in records}
+    assert by_rate[3e-2]["accuracy"] > by_rate[1e-7]["accuracy"]  # the task really separates the rates
+    assert summary["best"]["learning_rate"] == 3e-2 == max(records, key=lambda r: r["accuracy"])["learning_rate"]
+    for r in records:  # the curve ends at the budget and the objective is its best point
+        assert r["curve"][-1]["step"] == 12 and r["accuracy"] == max(p["accuracy"] for p in r["curve"]) and r["split"] == "validation"
+    assert (out / "sweep.png").stat().st_size > 1000 and json.loads((out / "sweep.json").read_text())["best"]["learning_rate"] == 3e-2
+    printed = capsys.readouterr().out
+    assert printed.count("trial lr ") == 2 and "<- best" in printed and "--learning_rate 0.03" in printed
+
+
+def test_sweep_scores_trials_on_validation_rows_only(gpt2_dir, tmp_path, monkeypatch):
+    """Remote homology reports its validation split: trials are scored on the `selection` slice of train, never a reported split."""
+    from test_protocol import _homology_folder
+
+    from fpt_hf.tasks import get_task
+
+    folder = _homology_folder(tmp_path)
+    seen = []
+    evaluate = Trainer.evaluate
+
+    def recording_evaluate(self, eval_dataset=None, *args, **kwargs):
+        rows = self.eval_dataset if eval_dataset is None else eval_dataset
+        seen.extend(tuple(np.asarray(r["inputs"]).ravel().tolist()) for r in rows)
+        return evaluate(self, eval_dataset, *args, **kwargs)
+
+    monkeypatch.setattr(Trainer, "evaluate", recording_evaluate)
+    summary = _sweep(["--learning_rates", "1e-3", "--sweep_dir", str(tmp_path / "sweep"), "--task", "remote_homology", "--data_dir",
+                      str(folder), "--backbone", str(gpt2_dir), "--max_steps", "4", "--eval_steps", "2", *QUIET])
+    data = get_task("remote_homology").load(str(folder))
+    reported = {tuple(np.asarray(r["inputs"]).ravel().tolist()) for split in ("validation", "test") for r in data[split]}
+    train = {tuple(np.asarray(r["inputs"]).ravel().tolist()) for r in data["train"]}
+    assert seen and set(seen) <= train and not set(seen) & reported
+    assert summary["split"] == "selection"
+
+
+def test_rerun_keeps_finished_trials_and_runs_only_new_rates(gpt2_dir, tmp_path, capsys):
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    argv = ["--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=4, extra=["--eval_steps", "2"])]
+    _sweep(["--learning_rates", "1e-3", *argv])
+    first = (out / "trials" / "lr0.001-seed42.json").read_text()
+    capsys.readouterr()
+    summary = _sweep(["--learning_rates", "1e-3", "1e-2", *argv])
+    assert capsys.readouterr().out.count("trial lr ") == 1  # only the new rate trained
+    assert (out / "trials" / "lr0.001-seed42.json").read_text() == first
+    assert [row["learning_rate"] for row in summary["by_learning_rate"]] == [1e-3, 1e-2]
+    _sweep(["--learning_rates", "1e-3", "1e-2", *argv])
+    assert "every trial already finished" in capsys.readouterr().out
+    with pytest.raises(ValueError, match="other settings"):  # another budget in the same folder would not compare
+        _sweep(["--learning_rates", "1e-3", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6)])
+
+
+def test_interrupted_trial_is_run_again():
+    study = optuna.create_study(direction="maximize")
+    assert plan_trials(study, [1e-3, 1e-2], n_trials=0) == 2
+    study.ask()  # the first queued rate starts and its process dies: the trial stays RUNNING
+    assert plan_trials(study, [1e-3, 1e-2], n_trials=0) == 2  # 1e-2 still queued, 1e-3 queued again
+    states = sorted(t.state.name for t in study.trials)
+    assert states == ["FAIL", "WAITING", "WAITING"]
+
+
+def test_search_mode_samples_n_trials_in_range_and_seeds_each_trial(gpt2_dir, tmp_path):
+    data = _easy_dataset(tmp_path / "easy")
+    summary = _sweep(["--lr_range", "1e-4", "1e-2", "--n_trials", "2", "--sweep_dir", str(tmp_path / "s"),
+                      *_train_argv(gpt2_dir, data, steps=4, extra=["--eval_steps", "2", "--seed", "3"])])
+    rates = [t["learning_rate"] for t in summary["trials"]]
+    assert len(rates) == 2 and all(1e-4 <= lr <= 1e-2 for lr in rates) and {t["seed"] for t in summary["trials"]} == {3}
+
+
+def test_then_train_trains_at_the_best_rate(gpt2_dir, tmp_path):
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    summary = _sweep(["--learning_rates", "1e-7", "3e-2", "--then_train", "--sweep_dir", str(out),
+                      *_train_argv(gpt2_dir, data, extra=["--results_dir", str(tmp_path / "results")])])
+    final = json.loads((out / "best-seed42" / "results.json").read_text())
+    assert final["training_args"]["learning_rate"] == summary["best"]["learning_rate"] == 3e-2 and final["eval_split"] == "test"
+
+
+@pytest.mark.parametrize("argv, message", [
+    ([], "Give the rates"),
+    (["--learning_rates", "0", "1e-3"], "positive"),
+    (["--learning_rates", "-0.001"], "positive"),
+    (["--learning_rates", "nan"], "positive"),
+    (["--lr_range", "1e-2", "1e-4"], "0 < LO < HI"),
+    (["--lr_range", "1e-4", "1e-2", "--n_trials", "0"], "at least 1"),
+    (["--lr_range", "1e-4", "1e-2", "--seeds", "0", "1"], "--learning_rates"),
+    (["--learning_rates", "1e-3", "--learning_rate", "1e-4"], "sets --learning_rate itself"),
+    (["--learning_rates", "1e-3", "--seeds", "0", "--seed", "1"], "once"),
+])
+def test_bad_sweep_arguments(argv, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        _sweep([*argv, "--task", "bit_xor", "--sweep_dir", str(tmp_path / "s")])
+
+
+def test_empty_rate_list_is_an_argparse_error(capsys):
+    with pytest.raises(SystemExit):
+        sweep_main(["--learning_rates", "--task", "bit_xor"])
+    assert "expected at least one argument" in capsys.readouterr().err
+
+
+def test_missing_optuna_says_how_to_install(monkeypatch, tmp_path):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "optuna", None)
+    with pytest.raises(ImportError, match=r'pip install -e "\.\[sweep\]"'):
+        _sweep(["--learning_rates", "1e-3", "--task", "bit_xor", "--sweep_dir", str(tmp_path / "s")])
+
+
+def test_a_task_without_a_validation_split_is_refused(gpt2_dir, tmp_path, monkeypatch):
+    """A task that reports its validation split and streams training data has no rows left to score trials on."""
+    from fpt_hf.tasks import get_task
+
+    monkeypatch.setattr(get_task("bit_xor"), "reported_splits", ("validation", "test"))
+    with pytest.raises(ValueError, match="no fixed training set"):
+        _sweep(["--learning_rates", "1e-3", "--sweep_dir", str(tmp_path / "s"), "--task", "bit_xor", "--streaming_train",
+                "--backbone", str(gpt2_dir), "--max_steps", "2", *QUIET])
+
+
+def test_budget_is_required(gpt2_dir, tmp_path):
+    with pytest.raises(ValueError, match="--max_steps"):
+        _sweep(["--learning_rates", "1e-3", "--sweep_dir", str(tmp_path / "s"), "--task", "bit_xor", "--backbone", str(gpt2_dir), *QUIET])
+
+
+def test_plot_collects_several_sweeps(tmp_path):
+    def sweep(method, accs):
+        rows = [{"learning_rate": lr, "mean": float(np.mean(a)), "std": float(np.std(a, ddof=1)), "n": 2, "seeds": [0, 1], "accuracies": a}
+                for lr, a in zip([1e-4, 1e-3, 1e-2], accs)]
+        path = tmp_path / f"{method}.json"
+        path.write_text(json.dumps({"task": "mnist", "method": method, "split": "validation", "budget": "mnist, 400 steps", "by_learning_rate": rows}))
+        return str(path)
+
+    paths = [sweep("fpt", [[0.5, 0.6], [0.8, 0.82], [0.7, 0.75]]), sweep("full", [[0.6, 0.62], [0.7, 0.7], [0.1, 0.1]])]
+    sweep_main(["plot", *paths, "--out", str(tmp_path / "fig.png")])
+    assert (tmp_path / "fig.png").stat().st_size > 1000
+    assert len(plot_sweeps([json.loads(open(p).read()) for p in paths], tmp_path / "again.png").read_bytes()) > 1000
