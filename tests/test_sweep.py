@@ -10,7 +10,7 @@ from transformers import Trainer
 optuna = pytest.importorskip("optuna", reason="optuna (the sweep extra) is not installed")
 
 from fpt_hf.sweep import main as sweep_main  # noqa: E402
-from fpt_hf.sweep import plan_trials, plot_sweeps, sweep_parser, run_sweep  # noqa: E402
+from fpt_hf.sweep import plan_trials, plot_sweeps, run_sweep, sweep_parser  # noqa: E402
 
 QUIET = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false"]
 
