@@ -1,0 +1,241 @@
+#!/usr/bin/env python
+"""The paper's table on CPU: fpt, full, frozen_random and LSTM on the seven tasks at one budget per task.
+
+    python examples/cpu_grid.py --plan                                       # the protocol and every command
+    python examples/cpu_grid.py --tasks bit_xor --data_root ../shared/data   # run a task's cells (finished work is skipped)
+    python examples/cpu_grid.py --tasks mnist --methods full --seeds 1       # one method, one seed
+    python examples/cpu_grid.py --collect                                    # table + learning curves
+
+The protocol (docs/cpu_grid.md): the embedded SmolLM2-135M, its first `layers` blocks for fpt, full and frozen_random; one
+budget (steps x batch) per task shared by the four methods; each method's learning rate chosen by `fpt-hf sweep` over
+three rates around the paper's, at 10% of the budget, scored on the validation split (seed 0); then `fpt-hf train` at
+that rate for each seed at the full budget, evaluated on the full held-out split. Sweeps go to
+results/cpu-grid/sweeps/<task>-<method>/, results JSONs (with their learning curves) to results/cpu-grid/.
+Run one job per core (`OMP_NUM_THREADS=1`); each sweep and run resumes or is skipped when it is already done.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+TASKS = ("bit_memory", "bit_xor", "listops", "mnist", "cifar10", "cifar10_lra", "remote_homology")
+METHODS = ("fpt", "full", "frozen_random", "lstm")
+RESULTS = Path("results/cpu-grid")
+BACKBONE = "smollm2-135m"
+LR_FACTORS = (0.3, 1.0, 3.0)  # x the paper's learning rate (1e-3; homology 1e-4)
+SWEEP_FRACTION = 0.1
+DATA_FOLDER = {"mnist": "mnist", "cifar10": "cifar10", "cifar10_lra": "cifar10", "remote_homology": "remote_homology"}
+
+
+@dataclass(frozen=True)
+class Budget:
+    """One task's shared budget: `steps` x `batch` for every method, evaluated every `eval_every` steps."""
+
+    steps: int
+    batch: int
+    eval_every: int
+    layers: int = 6
+    transformer_flags: tuple[str, ...] = ()  # for fpt, full and frozen_random alike (never the LSTM)
+    flags: tuple[str, ...] = ()  # for every method
+    other_seeds: int = 2  # seeds for full, frozen_random and the LSTM (fpt always 2); 1 where a run is over ~1.5 h
+
+
+# Sized so one fpt run stays within ~2.5 h on one core of the 2-core development machine (docs/cpu_grid.md has the
+# measured wall times). bit memory keeps the attention-sink token that its 6-layer fpt runs needed (docs/results.md).
+PROTOCOL = {
+    "bit_memory": Budget(steps=6000, batch=16, eval_every=500, transformer_flags=("--sink_tokens", "1")),
+    "bit_xor": Budget(steps=500, batch=16, eval_every=50),
+    "listops": Budget(steps=1200, batch=8, eval_every=400, other_seeds=1),
+    "mnist": Budget(steps=25000, batch=16, eval_every=2500),
+    "cifar10": Budget(steps=25000, batch=16, eval_every=2500),
+    "cifar10_lra": Budget(steps=800, batch=8, eval_every=400, other_seeds=1),
+    "remote_homology": Budget(steps=5000, batch=8, eval_every=1000),
+}
+
+
+def seeds_for(task: str, method: str) -> list[int]:
+    return [0, 1] if method == "fpt" else list(range(PROTOCOL[task].other_seeds))
+
+
+def candidate_rates(task: str) -> list[float]:
+    from fpt_hf.tasks import get_task
+
+    paper = get_task(task).recipe.learning_rate
+    return [float(f"{factor * paper:.3g}") for factor in LR_FACTORS]
+
+
+def run_flags(task: str, method: str, data_root: str | None) -> list[str]:
+    """The `fpt-hf train` flags every sweep trial and final run of a cell shares (not the rate, seed, length)."""
+    budget = PROTOCOL[task]
+    flags = ["--task", task, "--method", method, "--preset", "cpu", "--use_cpu", "--per_device_train_batch_size", str(budget.batch),
+             "--report_to", "none", "--disable_tqdm", "true", *budget.flags]
+    if method != "lstm":
+        flags += ["--backbone", BACKBONE, "--num_backbone_layers", str(budget.layers), *budget.transformer_flags]
+    if data_root and task in DATA_FOLDER:
+        flags += ["--data_dir", str(Path(data_root) / DATA_FOLDER[task])]
+    return flags
+
+
+def sweep_dir(task: str, method: str) -> Path:
+    return RESULTS / "sweeps" / f"{task}-{method}"
+
+
+def sweep_command(task: str, method: str, data_root: str | None) -> list[str]:
+    steps = max(int(PROTOCOL[task].steps * SWEEP_FRACTION), 1)
+    return ["fpt-hf", "sweep", "--learning_rates", *map(str, candidate_rates(task)), "--seeds", "0", "--sweep_dir", str(sweep_dir(task, method)),
+            *run_flags(task, method, data_root), "--max_steps", str(steps), "--eval_steps", str(steps)]
+
+
+def best_rate(task: str, method: str) -> float | None:
+    path = sweep_dir(task, method) / "sweep.json"
+    return json.loads(path.read_text())["best"]["learning_rate"] if path.exists() else None
+
+
+def train_command(task: str, method: str, seed: int, learning_rate: float, data_root: str | None) -> list[str]:
+    budget = PROTOCOL[task]
+    return ["fpt-hf", "train", *run_flags(task, method, data_root), "--learning_rate", f"{learning_rate:g}", "--seed", str(seed),
+            "--max_steps", str(budget.steps), "--eval_steps", str(budget.eval_every), "--save_steps", str(budget.eval_every),
+            "--results_dir", str(RESULTS), "--output_dir", f"outputs/cpu-grid/{task}-{method}-seed{seed}"]
+
+
+def finished_run(task: str, method: str, seed: int) -> Path | None:
+    """The results JSON of this cell and seed at the task's budget, if it is there."""
+    for path in sorted(RESULTS.glob(f"{task}-{method}-*-{PROTOCOL[task].steps}steps-seed{seed}*.json")):
+        result = json.loads(path.read_text())
+        if result["task"] == task and result["method"] == method:
+            return path
+    return None
+
+
+def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | None) -> None:
+    """Sweep (resumes), then train each seed at the best rate (skips seeds already done)."""
+    env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
+    if best_rate(task, method) is None or not _sweep_complete(task, method):
+        _run(sweep_command(task, method, data_root), env)
+    rate = best_rate(task, method)
+    for seed in seeds if seeds is not None else seeds_for(task, method):
+        done = finished_run(task, method, seed)
+        if done:
+            print(f"skip {task} {method} seed {seed}: {done}", flush=True)
+            continue
+        _run(train_command(task, method, seed, rate, data_root), env)
+
+
+def _run(command: list[str], env: dict) -> None:
+    print("$", shlex.join(command), flush=True)
+    subprocess.run([sys.executable, "-m", "fpt_hf.cli", *command[1:]], check=True, env=env)  # `fpt-hf` of this interpreter
+
+
+def _sweep_complete(task: str, method: str) -> bool:
+    sweep = json.loads((sweep_dir(task, method) / "sweep.json").read_text())
+    return {row["learning_rate"] for row in sweep["by_learning_rate"]} >= set(candidate_rates(task))
+
+
+# ----------------------------------------------------------------------------------------------------------- collect
+def collect() -> dict[tuple[str, str], list[dict]]:
+    """(task, method) -> the results at the task's budget, one per seed."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        if result["task"] in PROTOCOL and result["steps"] == PROTOCOL[result["task"]].steps:
+            cells.setdefault((result["task"], result["method"]), []).append(result)
+    return cells
+
+
+def _cell_text(runs: list[dict] | None) -> str:
+    if not runs:
+        return "-"
+    acc = 100 * np.array([r["accuracy"] for r in runs])
+    lr = runs[0]["training_args"]["learning_rate"]
+    spread = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
+    return f"{acc.mean():.2f}{spread} ({len(acc)}; lr {lr:g})"
+
+
+def table(cells: dict) -> str:
+    from fpt_hf.results import PAPER
+
+    lines = ["| task | budget (steps x batch) | fpt | full | frozen_random | LSTM | paper fpt / full / frozen_random / LSTM | wall time per run (h) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task in TASKS:
+        budget = PROTOCOL[task]
+        walls = ", ".join(f"{m} {np.mean([r['wall_time_s'] for r in cells[(task, m)]]) / 3600:.2f}" for m in METHODS if (task, m) in cells)
+        paper = " / ".join(str(PAPER[m].get(task, "-")) for m in METHODS)
+        lines.append(f"| {task} | {budget.steps} x {budget.batch} | " + " | ".join(_cell_text(cells.get((task, m))) for m in METHODS)
+                     + f" | {paper} | {walls or '-'} |")
+    lines.append("")
+    lines.append("Cells: test accuracy % (remote homology: TAPE valid, the paper's split), mean ± std over seeds (n seeds; the "
+                 "learning rate the sweep chose). First 6 SmolLM2 blocks for the transformer methods.")
+    return "\n".join(lines)
+
+
+def curves_figure(cells: dict, path: Path) -> Path:
+    """Validation accuracy vs steps, one panel per task, one line per method (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in TASKS if any((t, m) in cells for m in METHODS)]
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.6 * max(len(tasks), 1), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for method in METHODS:
+            runs = [r for r in cells.get((task, method), []) if r.get("curve")]
+            if not runs:
+                continue
+            steps = sorted({p["step"] for r in runs for p in r["curve"]})
+            mean = [100 * np.mean([p["accuracy"] for r in runs for p in r["curve"] if p["step"] == s]) for s in steps]
+            ax.plot(steps, mean, marker=".", label=f"{method} (n={len(runs)})")
+        ax.set_title(task, fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("validation accuracy %")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tasks", nargs="*", default=[], choices=TASKS)
+    parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: 2 for fpt, the task's other_seeds for the rest")
+    parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
+    parser.add_argument("--plan", action="store_true", help="print the protocol and the commands, run nothing")
+    parser.add_argument("--collect", action="store_true", help="write results/cpu-grid/table.md and curves.png")
+    args = parser.parse_args(argv)
+    if args.plan:
+        for task in args.tasks or TASKS:
+            budget = PROTOCOL[task]
+            print(f"\n{task}: {budget.steps} steps x batch {budget.batch}, first {budget.layers} blocks, rates {candidate_rates(task)}")
+            for method in args.methods:
+                print("  $", shlex.join(sweep_command(task, method, args.data_root)))
+                rate = best_rate(task, method)
+                for seed in args.seeds if args.seeds is not None else seeds_for(task, method):
+                    command = train_command(task, method, seed, rate or 0.0, args.data_root)
+                    print("  $", shlex.join(command) if rate else shlex.join(command).replace("--learning_rate 0", "--learning_rate <best>"))
+        return
+    for task in args.tasks:
+        for method in args.methods:
+            run_cell(task, method, args.seeds, args.data_root)
+    if args.collect or args.tasks:
+        cells = collect()
+        (RESULTS / "table.md").parent.mkdir(parents=True, exist_ok=True)
+        (RESULTS / "table.md").write_text(table(cells) + "\n")
+        print(table(cells))
+        print(curves_figure(cells, RESULTS / "curves.png"))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""examples/cpu_grid.py: sweep, then train each seed at the chosen rate; skip finished work; table and curves."""
+
+import json
+
+import pytest
+
+pytest.importorskip("optuna", reason="optuna (the sweep extra) is not installed")
+
+
+@pytest.fixture
+def grid(load_script, gpt2_dir, tmp_path, monkeypatch):
+    module = load_script("examples/cpu_grid.py")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(module, "BACKBONE", str(gpt2_dir))
+    monkeypatch.setattr(module, "PROTOCOL", {"bit_xor": module.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    monkeypatch.setattr(module, "TASKS", ("bit_xor",))
+    return module
+
+
+def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(grid, capsys):
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm", "--seeds", "0"])
+    out = capsys.readouterr().out
+    for method in ("fpt", "lstm"):
+        sweep = json.loads((grid.sweep_dir("bit_xor", method) / "sweep.json").read_text())
+        assert sorted(row["learning_rate"] for row in sweep["by_learning_rate"]) == grid.candidate_rates("bit_xor") == [3e-4, 1e-3, 3e-3]
+        assert sweep["max_steps"] == 1 and sweep["split"] == "validation"  # 10% of the budget, never the test split
+        result = json.loads(grid.finished_run("bit_xor", method, 0).read_text())
+        assert result["training_args"]["learning_rate"] == sweep["best"]["learning_rate"] and result["steps"] == 4
+        assert [p["step"] for p in result["curve"]] == [2, 4]
+    assert "--num_backbone_layers 1" in out and out.count("fpt-hf train") == 2
+    table = (grid.RESULTS / "table.md").read_text()
+    row = next(line for line in table.splitlines() if line.startswith("| bit_xor"))
+    assert row.count("(1; lr ") == 2 and "| 4 x 4 |" in row and "100 / 100 / 100 / 50.1" in row
+    assert (grid.RESULTS / "curves.png").stat().st_size > 1000
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm", "--seeds", "0"])  # all done: nothing trains again
+    again = capsys.readouterr().out
+    assert "fpt-hf train" not in again and "fpt-hf sweep" not in again and again.count("skip bit_xor") == 2
+
+
+def test_plan_prints_every_command_and_runs_nothing(grid, capsys):
+    grid.main(["--plan"])
+    out = capsys.readouterr().out
+    assert out.count("fpt-hf sweep") == 4 and out.count("fpt-hf train") == 2 + 3 * 2 and "--learning_rate <best>" in out
+    assert not grid.RESULTS.exists()
