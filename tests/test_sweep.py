@@ -182,3 +182,33 @@ def test_plot_collects_several_sweeps(tmp_path):
     sweep_main(["plot", *paths, "--out", str(tmp_path / "fig.png")])
     assert (tmp_path / "fig.png").stat().st_size > 1000
     assert len(plot_sweeps([json.loads(open(p).read()) for p in paths], tmp_path / "again.png").read_bytes()) > 1000
+
+
+def test_a_diverging_rate_is_recorded_and_the_sweep_goes_on(gpt2_dir, tmp_path, capsys):
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    argv = ["--learning_rates", "1e30", "1e-3", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=4, extra=["--eval_steps", "2"])]
+    summary = _sweep(argv)
+    rows = {row["learning_rate"]: row for row in summary["by_learning_rate"]}
+    assert rows[1e30]["diverged"] == 1 and rows[1e30]["mean"] is None and rows[1e-3]["diverged"] == 0
+    assert summary["best"]["learning_rate"] == 1e-3
+    record = json.loads((out / "trials" / "lr1e+30-seed42.json").read_text())
+    assert record["accuracy"] is None and "NaN/inf" in record["diverged"]
+    printed = capsys.readouterr().out
+    assert "diverged at step" in printed and "(+1 diverged)" in printed
+    study = optuna.load_study(study_name="seed42", storage=optuna.storages.JournalStorage(
+        optuna.storages.journal.JournalFileBackend(str(out / "optuna-journal.log"))))
+    assert {t.params["learning_rate"]: t.value for t in study.trials}[1e30] == 0.0  # complete, ranked last: not retried
+    _sweep(argv)
+    assert "every trial already finished" in capsys.readouterr().out
+    assert (out / "sweep.png").stat().st_size > 1000
+
+
+def test_train_still_fails_loudly_on_divergence(gpt2_dir, tmp_path):
+    from fpt_hf.arguments import parse_args
+    from fpt_hf.training import run_training
+
+    data = _easy_dataset(tmp_path / "easy")
+    with pytest.raises(FloatingPointError, match="Training diverged"):
+        run_training(*parse_args([*_train_argv(gpt2_dir, data, steps=4, extra=["--eval_steps", "2"]), "--learning_rate", "1e30",
+                                  "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "results")]))

@@ -90,6 +90,6 @@ class LSTMBaseline(PreTrainedModel):
             hidden = norm(lstm(hidden)[0])
         logits = self.head(pool(self.config, hidden, attention_mask))
         if self.config.validate_inputs:
-            check_finite_logits(logits, inputs)
+            check_finite_logits(logits, inputs, training=self.training)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)

@@ -110,12 +110,20 @@ def checked_labels(config, labels, batch: int) -> torch.Tensor:
     return labels
 
 
-def check_finite_logits(logits: torch.Tensor, inputs: torch.Tensor | None) -> None:
-    """Finite inputs can still overflow inside the network (e.g. features of 1e30): say so instead of returning NaN."""
+class NonFiniteLogitsError(ValueError, FloatingPointError):
+    """NaN/inf logits from finite inputs: a `ValueError` (the inputs may overflow) and a `FloatingPointError` (while
+    training, the weights may have diverged), so callers that handle either see it."""
+
+
+def check_finite_logits(logits: torch.Tensor, inputs: torch.Tensor | None, training: bool = False) -> None:
+    """Finite inputs can still overflow inside the network (e.g. features of 1e30), and a diverging training run turns
+    the weights non-finite: say so instead of returning NaN."""
     if not bool(torch.isfinite(logits).all()):
         scale = f" (largest |input| {inputs.abs().max().item():.3g})" if inputs is not None and inputs.is_floating_point() else ""
-        raise ValueError(f"The model produced NaN/inf logits from finite inputs{scale}: the values overflow inside the network. "
-                         "Scale the inputs (e.g. standardise features) or check the cached features.")
+        cause = ("Training diverged or the values overflow inside the network: lower --learning_rate, or scale the inputs"
+                 if training else "The values overflow inside the network: scale the inputs")
+        raise NonFiniteLogitsError(f"The model produced NaN/inf logits from finite inputs{scale}. {cause} "
+                                   "(e.g. standardise features) or check the cached features.")
 
 
 def pool(config, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:

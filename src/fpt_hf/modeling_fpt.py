@@ -194,7 +194,7 @@ class FPTModel(FPTPreTrainedModel):
         hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
         logits = self.head(pool(self.config, hidden.float(), attention_mask))
         if self.config.validate_inputs:
-            check_finite_logits(logits, inputs)
+            check_finite_logits(logits, inputs, training=self.training)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 

@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 import numpy as np
-from transformers import TrainerCallback
+from transformers import Trainer, TrainerCallback
 
 from .results import results_filename, write_json
 
@@ -85,7 +85,8 @@ def trial_record_name(learning_rate: float, seed: int) -> str:
 
 
 class TrialRecorder(TrainerCallback):
-    """Evaluates at the last step too, keeps the trial's learning curve, and writes one JSON per finished trial."""
+    """Evaluates at the last step too, keeps the trial's learning curve, and writes one JSON per finished trial
+    (`SweepTrainer` writes the record of a trial that diverged)."""
 
     def __init__(self, trials_dir: Path, selection: str = "validation"):
         self.trials_dir, self.selection, self.curve, self.started = Path(trials_dir), selection, [], time.time()
@@ -105,18 +106,42 @@ class TrialRecorder(TrainerCallback):
             self.curve.append((state.global_step, float(metrics["eval_accuracy"])))
 
     def on_train_end(self, args, state, control, **kwargs):
-        if not self.curve or not state.is_world_process_zero:
-            return
+        if self.curve and state.is_world_process_zero:
+            self.write(args, state)
+
+    def write(self, args, state, diverged: str | None = None) -> None:
         record = {
             "learning_rate": args.learning_rate, "seed": args.seed, "trial": state.trial_name, "steps": state.global_step,
-            "split": self.selection, "accuracy": self.best(), "final_accuracy": self.curve[-1][1],
+            "split": self.selection, "accuracy": None if diverged else self.best(),
+            "final_accuracy": None if diverged else self.curve[-1][1], "diverged": diverged,
             "curve": [{"step": step, "accuracy": acc} for step, acc in self.curve], "wall_time_s": round(time.time() - self.started, 1),
         }
         write_json(self.trials_dir / trial_record_name(args.learning_rate, args.seed), record)
+        if diverged:
+            print(f"trial lr {args.learning_rate:.3g} seed {args.seed}: diverged at step {state.global_step} ({diverged}), "
+                  f"{record['wall_time_s']:.0f} s", flush=True)
+            return
         at = max(self.curve, key=lambda point: point[1])[0]
         print(f"trial lr {args.learning_rate:.3g} seed {args.seed}: {state.global_step} steps, {self.selection} accuracy "
               f"{100 * record['final_accuracy']:.2f}% at the end, best {100 * record['accuracy']:.2f}% at step {at}, "
               f"{record['wall_time_s']:.0f} s", flush=True)
+
+
+class SweepTrainer(Trainer):
+    """A `Trainer` whose trials may diverge: a NaN/inf loss or logits (`FloatingPointError`, as `fpt-hf train` raises it)
+    ends that trial with objective 0 and a `diverged` record, and the sweep goes on with the next rate."""
+
+    recorder: TrialRecorder
+
+    def train(self, *args, **kwargs):
+        try:
+            return super().train(*args, **kwargs)
+        except FloatingPointError as err:
+            if self.hp_search_backend is None:
+                raise
+            self.recorder.write(self.args, self.state, diverged=str(err).split(". ")[0])
+            self.objective = 0.0  # what hyperparameter_search's objective returns for this trial
+            return None
 
 
 def plan_trials(study, rates: list[float] | None, n_trials: int) -> int:
@@ -139,22 +164,30 @@ def plan_trials(study, rates: list[float] | None, n_trials: int) -> int:
 
 
 def summarize(records: list[dict]) -> list[dict]:
-    """Accuracy per learning rate over seeds: mean, std (n >= 2) and each seed's value."""
+    """Accuracy per learning rate over seeds: mean and std (n >= 2) of the seeds that finished, each seed's value (None:
+    diverged) and how many diverged."""
     rows = []
     for lr in sorted({r["learning_rate"] for r in records}):
         runs = sorted((r for r in records if r["learning_rate"] == lr), key=lambda r: r["seed"])
-        acc = np.array([r["accuracy"] for r in runs])
-        rows.append({"learning_rate": lr, "mean": float(acc.mean()), "std": float(acc.std(ddof=1)) if len(acc) > 1 else None,
-                     "n": len(acc), "seeds": [r["seed"] for r in runs], "accuracies": acc.tolist()})
+        acc = np.array([r["accuracy"] for r in runs if r["accuracy"] is not None])
+        rows.append({"learning_rate": lr, "mean": float(acc.mean()) if len(acc) else None,
+                     "std": float(acc.std(ddof=1)) if len(acc) > 1 else None, "n": len(acc), "diverged": len(runs) - len(acc),
+                     "seeds": [r["seed"] for r in runs], "accuracies": [r["accuracy"] for r in runs]})
     return rows
 
 
+def best_row(rows: list[dict]) -> dict:
+    """The rate with the best mean accuracy among those where no seed diverged (else the best of the rest)."""
+    return max(rows, key=lambda row: (row["diverged"] == 0, -1.0 if row["mean"] is None else row["mean"]))
+
+
 def format_table(rows: list[dict], split: str) -> str:
-    best = max(rows, key=lambda row: row["mean"])
+    best = best_row(rows)
     lines = [f"{'learning rate':>14}  {split + ' accuracy %':>22}  seeds", f"{'-' * 14}  {'-' * 22}  -----"]
     for row in rows:
-        value = f"{100 * row['mean']:.2f}" + ("" if row["std"] is None else f" ± {100 * row['std']:.2f}")
-        lines.append(f"{row['learning_rate']:>14.3g}  {value:>22}  {row['n']}" + ("   <- best" if row is best else ""))
+        value = "-" if row["mean"] is None else f"{100 * row['mean']:.2f}" + ("" if row["std"] is None else f" ± {100 * row['std']:.2f}")
+        seeds = f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row["diverged"] else "")
+        lines.append(f"{row['learning_rate']:>14.3g}  {value:>22}  {seeds}" + ("   <- best" if row is best else ""))
     return "\n".join(lines)
 
 
@@ -166,13 +199,21 @@ def plot_sweeps(sweeps: list[dict], path: str | Path, title: str | None = None) 
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    tasks = {s["task"] for s in sweeps}
+    tasks, marks = {s["task"] for s in sweeps}, []
     for sweep in sweeps:
         rows = sweep["by_learning_rate"]
         label = sweep["method"] if len(tasks) == 1 else f"{sweep['task']} / {sweep['method']}"
-        line, = ax.plot([r["learning_rate"] for r in rows], [100 * r["mean"] for r in rows], marker="o", label=label)
-        for row in rows:
-            ax.scatter([row["learning_rate"]] * row["n"], [100 * a for a in row["accuracies"]], s=10, color=line.get_color(), alpha=0.45)
+        finished = [r for r in rows if r["mean"] is not None]
+        line, = ax.plot([r["learning_rate"] for r in finished], [100 * r["mean"] for r in finished], marker="o", label=label)
+        for row in finished:
+            values = [100 * a for a in row["accuracies"] if a is not None]
+            ax.scatter([row["learning_rate"]] * len(values), values, s=10, color=line.get_color(), alpha=0.45)
+        diverged = [r["learning_rate"] for r in rows if r.get("diverged")]  # (sweeps written before divergence was recorded lack it)
+        if diverged:  # drawn on the bottom edge once the axis limits are known
+            marks.append((diverged, line.get_color()))
+    bottom = ax.get_ylim()[0]
+    for rates, color in marks:
+        ax.scatter(rates, [bottom] * len(rates), marker="x", s=40, color=color, clip_on=False, label="diverged" if (rates, color) == marks[0] else None)
     first = sweeps[0]
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
@@ -246,8 +287,8 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
             print(f"seed {seed}: every trial already finished ({sweep_dir}).", flush=True)
             continue
         recorder = TrialRecorder(trials_dir)
-        trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=[recorder], model_init=True)
-        recorder.selection = selection
+        trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=[recorder], model_init=True, trainer_class=SweepTrainer)
+        trainer.recorder, recorder.selection = recorder, selection
         if selection in task.reported_splits:  # with_selection_split guarantees this; a sweep must never score a reported split
             raise RuntimeError(f"{task.name}: the sweep would score trials on {selection!r}, a reported split.")
         print(f"seed {seed}: {remaining} trial(s), {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}, "
@@ -266,7 +307,7 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
         raise RuntimeError(f"The sweep finished no trial ({trials_dir} holds no trial record).")
     selection = records[0]["split"]
     rows = summarize(records)
-    best = max(rows, key=lambda row: row["mean"])
+    best = best_row(rows)
     budget = f"{task.name}, {fpt_args.method}, {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}"
     command = ["fpt-hf", "train", *train_argv, "--learning_rate", f"{best['learning_rate']:g}"]
     summary = {

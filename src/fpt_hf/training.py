@@ -158,7 +158,8 @@ def build_training_model(task, args: FPTArguments, training_args: TrainingArgume
     return model
 
 
-def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None, model_init: bool = False):
+def build_trainer(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None, model_init: bool = False,
+                  trainer_class: type[Trainer] = Trainer):
     """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
     `selection` split while training (see `with_selection_split`), as `run_training` uses them. `model_init=True`
     gives the Trainer a `model_init` (a fresh, seeded model per `train()`), as `Trainer.hyperparameter_search` needs."""
@@ -179,7 +180,7 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
     def fresh_model():
         return first.pop() if first else build_training_model(task, args, training_args)
 
-    trainer = Trainer(
+    trainer = trainer_class(
         model=None if model_init else model,
         model_init=fresh_model if model_init else None,
         args=training_args,
