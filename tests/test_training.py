@@ -352,6 +352,13 @@ def test_train_on_your_own_parquet_dataset(gpt2_dir, tmp_path, kind):
     assert results["task"] == "my_data" and results["steps"] == 20 and results["num_labels"] == 2 and 0 <= results["accuracy"] <= 1
     model = FPTModel.from_pretrained(tmp_path / "out")
     assert (model.config.input_dim, model.config.vocab_size) == ((3, None) if kind == "continuous" else (None, 9))
+    from fpt_hf.cli import main as cli
+
+    cli(["evaluate", str(tmp_path / "out"), "--dataset", folder, "--input_column", "x", "--label_column", "y"])  # same data, same number
+    from fpt_hf.training import evaluate_checkpoint
+
+    again = evaluate_checkpoint(str(tmp_path / "out"), dataset=folder, input_column="x", label_column="y")
+    assert again["task"] == "my_data" and again["split"] == "test" and again["accuracy"] == results["accuracy"]
 
 
 def test_your_own_dataset_refuses_bad_columns_clearly(tmp_path):

@@ -34,7 +34,11 @@ def _train(argv):
 def _evaluate(argv):
     parser = argparse.ArgumentParser(prog="fpt-hf evaluate", description="Accuracy of a checkpoint on a task's held-out split.")
     parser.add_argument("checkpoint")
-    parser.add_argument("--task", required=True)
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--task", help="a built-in task")
+    source.add_argument("--dataset", help="your own data, as `fpt-hf train --dataset` reads it")
+    parser.add_argument("--input_column", default="inputs")
+    parser.add_argument("--label_column", default="labels")
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--split", default=None)
@@ -42,7 +46,8 @@ def _evaluate(argv):
     args = parser.parse_args(argv)
     from .training import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol)
+    result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol,
+                                 dataset=args.dataset, input_column=args.input_column, label_column=args.label_column)
     print(json.dumps(result, default=str))
 
 

@@ -29,7 +29,6 @@ from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .reservoir import cache_features
 from .results import results_filename, results_path, write_json
-from .tasks import get_task
 
 logger = logging.getLogger("fpt_hf")
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
@@ -330,17 +329,19 @@ def load_checkpoint(path: str) -> PreTrainedModel:
 
 
 def evaluate_checkpoint(
-    path: str, task_name: str, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0,
-    data_protocol: str = "default",
+    path: str, task_name: str | None = None, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0,
+    data_protocol: str = "default", dataset: str | None = None, input_column: str = "inputs", label_column: str = "labels",
 ) -> dict:
-    """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports)."""
-    task = get_task(task_name)
+    """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports), or on a user
+    dataset's (`dataset=`, read as `fpt-hf train --dataset` reads it)."""
+    args = FPTArguments(task=task_name, dataset=dataset, input_column=input_column, label_column=label_column, data_dir=data_dir,
+                        task_seed=task_seed, data_protocol=data_protocol)
+    task = args.resolve_task()
     model = load_checkpoint(path)
     expected = {k: v for k, v in task.model_kwargs(protocol=data_protocol).items() if k in ("input_dim", "vocab_size", "num_labels")}
     actual = {k: getattr(model.config, k, None) for k in expected}
     if actual != expected:
         raise ValueError(f"The checkpoint does not fit task {task.name!r}: it has {actual}, the task needs {expected}.")
-    args = FPTArguments(task=task_name, data_dir=data_dir, task_seed=task_seed, data_protocol=data_protocol)
     data = load_task_data(task, args, seed=task_seed, max_length=getattr(model, "max_length", None))
     split = split or task.eval_split
     if split not in data:
@@ -354,4 +355,4 @@ def evaluate_checkpoint(
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         metrics = trainer.evaluate(eval_dataset=data[split], metric_key_prefix=split)
-    return {"checkpoint": str(path), "task": task_name, "split": split, "accuracy": metrics[f"{split}_accuracy"], "metrics": metrics}
+    return {"checkpoint": str(path), "task": task.name, "split": split, "accuracy": metrics[f"{split}_accuracy"], "metrics": metrics}
