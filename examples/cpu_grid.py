@@ -119,13 +119,13 @@ def finished_run(task: str, method: str, seed: int) -> Path | None:
     return None
 
 
-def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | None) -> None:
+def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | None, sweep_only: bool = False) -> None:
     """Sweep (resumes), then train each seed at the best rate (skips seeds already done)."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     if best_rate(task, method) is None or not _sweep_complete(task, method):
         _run(sweep_command(task, method, data_root), env)
     rate = best_rate(task, method)
-    for seed in seeds if seeds is not None else seeds_for(task, method):
+    for seed in [] if sweep_only else seeds if seeds is not None else seeds_for(task, method):
         done = finished_run(task, method, seed)
         if done:
             print(f"skip {task} {method} seed {seed}: {done}", flush=True)
@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--methods", nargs="*", default=list(METHODS), choices=METHODS)
     parser.add_argument("--seeds", nargs="*", type=int, default=None, help="default: 2 for fpt, the task's other_seeds for the rest")
     parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
+    parser.add_argument("--sweep_only", action="store_true", help="run the cells' learning-rate sweeps, not the runs")
     parser.add_argument("--plan", action="store_true", help="print the protocol and the commands, run nothing")
     parser.add_argument("--collect", action="store_true", help="write results/cpu-grid/table.md and curves.png")
     args = parser.parse_args(argv)
@@ -232,7 +233,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     for task in args.tasks:
         for method in args.methods:
-            run_cell(task, method, args.seeds, args.data_root)
+            run_cell(task, method, args.seeds, args.data_root, args.sweep_only)
     if args.collect or args.tasks:
         cells = collect()
         (RESULTS / "table.md").parent.mkdir(parents=True, exist_ok=True)

@@ -37,6 +37,12 @@ def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(g
     assert "fpt-hf train" not in again and "fpt-hf sweep" not in again and again.count("skip bit_xor") == 2
 
 
+def test_sweep_only_runs_no_training(grid, capsys):
+    grid.main(["--tasks", "bit_xor", "--methods", "lstm", "--sweep_only"])
+    assert (grid.sweep_dir("bit_xor", "lstm") / "sweep.json").exists() and grid.finished_run("bit_xor", "lstm", 0) is None
+    assert "fpt-hf train" not in capsys.readouterr().out
+
+
 def test_plan_prints_every_command_and_runs_nothing(grid, capsys):
     grid.main(["--plan"])
     out = capsys.readouterr().out
