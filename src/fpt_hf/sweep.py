@@ -249,10 +249,58 @@ def _prepare_training_args(training_args, trials_dir: Path):
         training_args.eval_steps = training_args.max_steps
 
 
+def run_seed(optuna, storage, fpt_args, training_args, seed: int, rates: list[float] | None, lr_range: tuple[float, float],
+             n_trials: int, trials_dir: Path) -> None:
+    """One seed's optuna study: plan what is left, then `Trainer.hyperparameter_search` over it."""
+    from .training import build_trainer
+
+    training_args.seed = seed
+    study_name = f"seed{seed}"
+    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
+    remaining = plan_trials(study, rates, n_trials)
+    if remaining == 0:
+        print(f"seed {seed}: every trial already finished ({trials_dir.parent}).", flush=True)
+        return
+    task = fpt_args.resolve_task()
+    recorder = TrialRecorder(trials_dir)
+    trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=[recorder], model_init=True, trainer_class=SweepTrainer)
+    trainer.recorder, recorder.selection = recorder, selection
+    if selection in task.reported_splits:  # with_selection_split guarantees this; a sweep must never score a reported split
+        raise RuntimeError(f"{task.name}: the sweep would score trials on {selection!r}, a reported split.")
+    print(f"seed {seed}: {remaining} trial(s), {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}, "
+          f"scored on {selection} ({len(data[selection])} rows)", flush=True)
+    lo, hi = lr_range
+    trainer.hyperparameter_search(
+        direction="maximize", backend="optuna", n_trials=remaining, compute_objective=lambda metrics: recorder.best(metrics.get("eval_accuracy")),
+        hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", lo, hi, log=True)},
+        hp_name=lambda trial: f"trial{trial.number}-seed{seed}",
+        storage=storage, study_name=study_name, load_if_exists=True, pruner=optuna.pruners.NopPruner(),
+        sampler=optuna.samplers.TPESampler(seed=seed),
+    )
+
+
+def sweep_summary(records: list[dict], fpt_args, training_args, train_argv: list[str], rates, lr_range, seeds, settings) -> dict:
+    """`sweep.json`: every trial, accuracy per rate over seeds, the best rate and the `fpt-hf train` command for it."""
+    rows = summarize(records)
+    best = best_row(rows)
+    task = fpt_args.resolve_task()
+    command = ["fpt-hf", "train", *train_argv, "--learning_rate", f"{best['learning_rate']:g}"]
+    return {
+        "task": task.name, "method": fpt_args.method, "backbone": None if fpt_args.method == "lstm" else fpt_args.backbone,
+        "num_backbone_layers": fpt_args.num_backbone_layers, "max_steps": training_args.max_steps,
+        "batch_size": training_args.per_device_train_batch_size, "split": records[0]["split"], "seeds": seeds,
+        "budget": f"{task.name}, {fpt_args.method}, {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}",
+        "mode": "grid" if rates else "search", "learning_rates": rates, "lr_range": None if rates else list(lr_range),
+        "n_trials": len(records), "by_learning_rate": rows,
+        "best": {"learning_rate": best["learning_rate"], "accuracy": best["mean"], "std": best["std"], "n": best["n"]},
+        "train_command": shlex.join(command), "trials": records, "settings": settings,
+    }
+
+
 def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     """Run (or go on with) the sweep; write `sweep.json` and `sweep.png`; return the sweep summary."""
     from .arguments import parse_args
-    from .training import build_trainer, run_training
+    from .training import run_training
 
     check_sweep_args(sweep_args, train_argv)
     optuna = require_optuna()
@@ -263,6 +311,7 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     task = fpt_args.resolve_task()
     seeds = sweep_args.seeds or [training_args.seed]
     rates = sorted(set(sweep_args.learning_rates)) if sweep_args.learning_rates else None
+    lr_range = (min(rates), max(rates)) if rates else tuple(sweep_args.lr_range)
     name = results_filename(task.name, fpt_args, training_args.max_steps, 0).removesuffix("-seed0.json")
     sweep_dir = Path(sweep_args.sweep_dir or Path("outputs/sweeps") / name)
     trials_dir = sweep_dir / "trials"
@@ -275,59 +324,25 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     write_json(settings_path, settings)
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(sweep_dir / "optuna-journal.log")))
-    lo, hi = (min(rates), max(rates)) if rates else tuple(sweep_args.lr_range)
     started = time.time()
-    selection = "validation"
     for seed in seeds:
-        training_args.seed = seed
-        study_name = f"seed{seed}"
-        study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize", load_if_exists=True)
-        remaining = plan_trials(study, rates, sweep_args.n_trials)
-        if remaining == 0:
-            print(f"seed {seed}: every trial already finished ({sweep_dir}).", flush=True)
-            continue
-        recorder = TrialRecorder(trials_dir)
-        trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=[recorder], model_init=True, trainer_class=SweepTrainer)
-        trainer.recorder, recorder.selection = recorder, selection
-        if selection in task.reported_splits:  # with_selection_split guarantees this; a sweep must never score a reported split
-            raise RuntimeError(f"{task.name}: the sweep would score trials on {selection!r}, a reported split.")
-        print(f"seed {seed}: {remaining} trial(s), {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}, "
-              f"scored on {selection} ({len(data[selection])} rows)", flush=True)
-        trainer.hyperparameter_search(
-            direction="maximize", backend="optuna", n_trials=remaining, compute_objective=lambda metrics: recorder.best(metrics.get("eval_accuracy")),
-            hp_space=lambda trial: {"learning_rate": trial.suggest_float("learning_rate", lo, hi, log=True)},
-            hp_name=lambda trial: f"trial{trial.number}-seed{seed}",
-            storage=storage, study_name=study_name, load_if_exists=True, pruner=optuna.pruners.NopPruner(),
-            sampler=optuna.samplers.TPESampler(seed=seed),
-        )
+        run_seed(optuna, storage, fpt_args, training_args, seed, rates, lr_range, sweep_args.n_trials, trials_dir)
 
     records = [json.loads(p.read_text()) for p in sorted(trials_dir.glob("lr*-seed*.json"))]
     records = [r for r in records if r["seed"] in seeds]  # every rate this folder tried (an earlier grid's too)
     if not records:
         raise RuntimeError(f"The sweep finished no trial ({trials_dir} holds no trial record).")
-    selection = records[0]["split"]
-    rows = summarize(records)
-    best = best_row(rows)
-    budget = f"{task.name}, {fpt_args.method}, {training_args.max_steps} steps x batch {training_args.per_device_train_batch_size}"
-    command = ["fpt-hf", "train", *train_argv, "--learning_rate", f"{best['learning_rate']:g}"]
-    summary = {
-        "task": task.name, "method": fpt_args.method, "backbone": None if fpt_args.method == "lstm" else fpt_args.backbone,
-        "num_backbone_layers": fpt_args.num_backbone_layers, "max_steps": training_args.max_steps,
-        "batch_size": training_args.per_device_train_batch_size, "budget": budget, "split": selection, "seeds": seeds,
-        "mode": "grid" if rates else "search", "learning_rates": rates, "lr_range": None if rates else [lo, hi],
-        "n_trials": len(records), "by_learning_rate": rows, "best": {"learning_rate": best["learning_rate"], "accuracy": best["mean"],
-                                                                    "std": best["std"], "n": best["n"]},
-        "train_command": shlex.join(command), "trials": records, "settings": settings, "sweep_wall_time_s": round(time.time() - started, 1),
-    }
+    summary = sweep_summary(records, fpt_args, training_args, train_argv, rates, lr_range, seeds, settings)
+    summary["sweep_wall_time_s"] = round(time.time() - started, 1)
     write_json(sweep_dir / "sweep.json", summary)
     figure = plot_sweeps([summary], sweep_dir / "sweep.png")
-    print(f"\n{budget}; {selection} accuracy per learning rate:\n{format_table(rows, selection)}\n"
-          f"sweep: {sweep_dir / 'sweep.json'}   figure: {figure}\nbest rate: {shlex.join(command)}", flush=True)
+    print(f"\n{summary['budget']}; {summary['split']} accuracy per learning rate:\n{format_table(summary['by_learning_rate'], summary['split'])}\n"
+          f"sweep: {sweep_dir / 'sweep.json'}   figure: {figure}\nbest rate: {summary['train_command']}", flush=True)
     if sweep_args.then_train:
         explicit_dir = any(a == "--output_dir" or a.startswith("--output_dir=") for a in train_argv)
         summary["final_runs"] = []
         for seed in seeds:
-            argv = [*train_argv, "--learning_rate", repr(best["learning_rate"]), "--seed", str(seed)]
+            argv = [*train_argv, "--learning_rate", repr(summary["best"]["learning_rate"]), "--seed", str(seed)]
             if not explicit_dir:
                 argv += ["--output_dir", str(sweep_dir / f"best-seed{seed}")]
             summary["final_runs"].append(run_training(*parse_args(argv))["files"])
