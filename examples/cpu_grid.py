@@ -32,6 +32,7 @@ METHODS = ("fpt", "full", "frozen_random", "lstm")
 RESULTS = Path("results/cpu-grid")
 BACKBONE = "smollm2-135m"
 LR_FACTORS = (0.3, 1.0, 3.0)  # x the paper's learning rate (1e-3; homology 1e-4)
+MAX_EXTENSIONS = 2  # a best rate at either end of the swept ones adds the next rate past it (same ratio), at most this often
 SWEEP_FRACTION = 0.1
 DATA_FOLDER = {"mnist": "mnist", "cifar10": "cifar10", "cifar10_lra": "cifar10", "remote_homology": "remote_homology"}
 
@@ -92,9 +93,9 @@ def sweep_dir(task: str, method: str) -> Path:
     return RESULTS / "sweeps" / f"{task}-{method}"
 
 
-def sweep_command(task: str, method: str, data_root: str | None) -> list[str]:
+def sweep_command(task: str, method: str, data_root: str | None, rates: list[float] | None = None) -> list[str]:
     steps = max(int(PROTOCOL[task].steps * SWEEP_FRACTION), 1)
-    return ["fpt-hf", "sweep", "--learning_rates", *map(str, candidate_rates(task)), "--seeds", "0", "--sweep_dir", str(sweep_dir(task, method)),
+    return ["fpt-hf", "sweep", "--learning_rates", *map(str, rates or candidate_rates(task)), "--seeds", "0", "--sweep_dir", str(sweep_dir(task, method)),
             *run_flags(task, method, data_root), "--max_steps", str(steps), "--eval_steps", str(steps)]
 
 
@@ -122,8 +123,15 @@ def finished_run(task: str, method: str, seed: int) -> Path | None:
 def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | None, sweep_only: bool = False) -> None:
     """Sweep (resumes), then train each seed at the best rate (skips seeds already done)."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    if best_rate(task, method) is None or not _sweep_complete(task, method):
-        _run(sweep_command(task, method, data_root), env)
+    rates = candidate_rates(task)
+    for extension in range(MAX_EXTENSIONS + 1):
+        if not rates_swept(task, method, rates):
+            _run(sweep_command(task, method, data_root, rates), env)
+        wider = extended_rates(rates, best_rate(task, method))
+        if wider == rates or extension == MAX_EXTENSIONS:
+            break
+        print(f"{task} {method}: the best rate {best_rate(task, method):g} is at the end of {rates}; sweeping {wider}", flush=True)
+        rates = wider
     rate = best_rate(task, method)
     for seed in [] if sweep_only else seeds if seeds is not None else seeds_for(task, method):
         done = finished_run(task, method, seed)
@@ -138,9 +146,19 @@ def _run(command: list[str], env: dict) -> None:
     subprocess.run([sys.executable, "-m", "fpt_hf.cli", *command[1:]], check=True, env=env)  # `fpt-hf` of this interpreter
 
 
-def _sweep_complete(task: str, method: str) -> bool:
-    sweep = json.loads((sweep_dir(task, method) / "sweep.json").read_text())
-    return {row["learning_rate"] for row in sweep["by_learning_rate"]} >= set(candidate_rates(task))
+def rates_swept(task: str, method: str, rates: list[float]) -> bool:
+    path = sweep_dir(task, method) / "sweep.json"
+    return path.exists() and {row["learning_rate"] for row in json.loads(path.read_text())["by_learning_rate"]} >= set(rates)
+
+
+def extended_rates(rates: list[float], best: float) -> list[float]:
+    """`rates` plus the next rate past the end where the best one sits (the optimum may lie beyond it); else `rates`."""
+    step = max(rates) / sorted(rates)[-2] if len(rates) > 1 else 3.0
+    if best == max(rates):
+        return [*rates, float(f"{max(rates) * step:.3g}")]
+    if best == min(rates):
+        return [float(f"{min(rates) / step:.3g}"), *rates]
+    return rates
 
 
 # ----------------------------------------------------------------------------------------------------------- collect

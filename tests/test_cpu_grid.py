@@ -14,6 +14,7 @@ def grid(load_script, gpt2_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(module, "BACKBONE", str(gpt2_dir))
     monkeypatch.setattr(module, "PROTOCOL", {"bit_xor": module.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
     monkeypatch.setattr(module, "TASKS", ("bit_xor",))
+    monkeypatch.setattr(module, "MAX_EXTENSIONS", 0)  # the end-to-end tests keep to the three rates (extension: below)
     return module
 
 
@@ -48,3 +49,32 @@ def test_plan_prints_every_command_and_runs_nothing(grid, capsys):
     out = capsys.readouterr().out
     assert out.count("fpt-hf sweep") == 4 and out.count("fpt-hf train") == 2 + 3 * 2 and "--learning_rate <best>" in out
     assert not grid.RESULTS.exists()
+
+
+def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
+    """The chosen rate must not sit at the end of the swept range: the next rate past it is swept, at most MAX_EXTENSIONS times."""
+    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 3e-3) == [3e-4, 1e-3, 3e-3, 9e-3]
+    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 3e-4) == [1e-4, 3e-4, 1e-3, 3e-3]
+    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 1e-3) == [3e-4, 1e-3, 3e-3]
+    swept, trained = [], []
+
+    def fake_run(command, env):  # a sweep where accuracy grows with the rate: the best is always the largest
+        if command[1] == "sweep":
+            start = command.index("--learning_rates") + 1
+            rates = [float(r) for r in command[start:command.index("--seeds")]]
+            swept.append(rates)
+            rows = [{"learning_rate": r, "mean": r} for r in rates]
+            folder = grid.sweep_dir("bit_xor", "fpt")
+            folder.mkdir(parents=True, exist_ok=True)
+            (folder / "sweep.json").write_text(json.dumps({"by_learning_rate": rows, "best": {"learning_rate": max(rates)}}))
+        else:
+            trained.append(float(command[command.index("--learning_rate") + 1]))
+
+    monkeypatch.setattr(grid, "_run", fake_run)
+    monkeypatch.setattr(grid, "MAX_EXTENSIONS", 2)
+    grid.run_cell("bit_xor", "fpt", [0], None)
+    assert swept == [[3e-4, 1e-3, 3e-3], [3e-4, 1e-3, 3e-3, 9e-3], [3e-4, 1e-3, 3e-3, 9e-3, 0.027]]
+    assert trained == [0.027]
+    swept.clear()
+    grid.run_cell("bit_xor", "fpt", [0], None, sweep_only=True)  # already swept that far: nothing runs again
+    assert swept == []
