@@ -108,14 +108,20 @@ def train_command(task: str, method: str, seed: int, learning_rate: float, data_
     budget = PROTOCOL[task]
     return ["fpt-hf", "train", *run_flags(task, method, data_root), "--learning_rate", f"{learning_rate:g}", "--seed", str(seed),
             "--max_steps", str(budget.steps), "--eval_steps", str(budget.eval_every), "--save_steps", str(budget.eval_every),
-            "--results_dir", str(RESULTS), "--output_dir", f"outputs/cpu-grid/{task}-{method}-seed{seed}"]
+            "--results_dir", str(RESULTS), "--output_dir", f"outputs/cpu-grid/{task}-{method}-lr{learning_rate:g}-seed{seed}"]
+
+
+def at_chosen_rate(result: dict) -> bool:
+    """A run counts for its cell only at the rate the cell's sweep chose (a later, wider sweep may choose another)."""
+    rate = best_rate(result["task"], result["method"])
+    return rate is None or result["training_args"]["learning_rate"] == rate
 
 
 def finished_run(task: str, method: str, seed: int) -> Path | None:
-    """The results JSON of this cell and seed at the task's budget, if it is there."""
+    """The results JSON of this cell and seed at the task's budget and chosen rate, if it is there."""
     for path in sorted(RESULTS.glob(f"{task}-{method}-*-{PROTOCOL[task].steps}steps-seed{seed}*.json")):
         result = json.loads(path.read_text())
-        if result["task"] == task and result["method"] == method:
+        if result["task"] == task and result["method"] == method and at_chosen_rate(result):
             return path
     return None
 
@@ -163,11 +169,11 @@ def extended_rates(rates: list[float], best: float) -> list[float]:
 
 # ----------------------------------------------------------------------------------------------------------- collect
 def collect() -> dict[tuple[str, str], list[dict]]:
-    """(task, method) -> the results at the task's budget, one per seed."""
+    """(task, method) -> the results at the task's budget and the cell's chosen rate, one per seed."""
     cells: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
-        if result["task"] in PROTOCOL and result["steps"] == PROTOCOL[result["task"]].steps:
+        if result["task"] in PROTOCOL and result["steps"] == PROTOCOL[result["task"]].steps and at_chosen_rate(result):
             cells.setdefault((result["task"], result["method"]), []).append(result)
     return cells
 

@@ -74,6 +74,10 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
     monkeypatch.setattr(grid, "MAX_EXTENSIONS", 2)
     grid.run_cell("bit_xor", "fpt", [0], None)
     assert swept == [[3e-4, 1e-3, 3e-3], [3e-4, 1e-3, 3e-3, 9e-3], [3e-4, 1e-3, 3e-3, 9e-3, 0.027]]
+    stale = {"task": "bit_xor", "method": "fpt", "steps": 4, "accuracy": 1.0, "training_args": {"learning_rate": 3e-3}}
+    grid.RESULTS.mkdir(parents=True, exist_ok=True)  # a run at the rate an earlier, narrower sweep chose no longer counts
+    (grid.RESULTS / "bit_xor-fpt-x-L1-4steps-seed0.json").write_text(json.dumps(stale))
+    assert grid.finished_run("bit_xor", "fpt", 0) is None and grid.collect() == {}
     assert trained == [0.027]
     swept.clear()
     grid.run_cell("bit_xor", "fpt", [0], None, sweep_only=True)  # already swept that far: nothing runs again
