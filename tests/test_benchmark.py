@@ -213,3 +213,23 @@ def test_scaling_repeats_round_robin_with_medians(monkeypatch):
     table = benchmark.scaling("b", [64, 128], [8], 1, 1, FAST, repeats=2)
     assert order == [(8, 64), (8, 128), (8, 64), (8, 128)]  # every shape once per round
     assert "| 8 | 64 | 2.000 (1.000-3.000) | 5.3 (2.7-8.0) | 100 |" in table
+
+
+@pytest.mark.parametrize("causal", [True, False])
+def test_cpu_attention_flops_match_the_formula_by_hand(causal):
+    import torch.nn.functional as F
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fpt_hf.benchmark import count_cpu_attention_flops
+
+    count_cpu_attention_flops()
+    count_cpu_attention_flops()  # idempotent
+    b, h, t, d = 2, 3, 64, 16
+    q, k, v = (torch.randn(b, h, t, d, requires_grad=True) for _ in range(3))
+    with FlopCounterMode(display=False) as forward:
+        out = F.scaled_dot_product_attention(q, k, v, is_causal=causal)
+    with FlopCounterMode(display=False) as backward:
+        out.sum().backward()
+    full = 2 * (2 * b * h * t * t * d)  # q @ k^T and p @ v
+    assert forward.get_total_flops() == (full // 2 if causal else full)
+    assert backward.get_total_flops() == (5 * full // 2 // 2 if causal else 5 * full // 2)  # dv, dp, dq, dk + recomputed scores

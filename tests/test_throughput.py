@@ -62,17 +62,18 @@ def test_task_benchmark_worker_counts_what_the_trainer_fed(gpt2_dir):
     assert other["warm_rows"] == result["warm_rows"] and result["train_tokens"] is None  # fixed-length rows: no length column
     assert result["real_tokens_per_s"] == pytest.approx(10 * result["samples_per_s"])  # bit XOR rows are 10 tokens
     assert result["step_s"] == pytest.approx(4 / result["samples_per_s"])
+    assert result["flops_per_token"] > 0 and 0 < result["peak_share"] and result["matmul_dtype"] in ("float32", "bfloat16")
 
 
 def test_task_benchmark_report_medians_ratios_and_failures():
-    def run(samples, tokens_per_sample=100.0, efficiency=1.0, train_tokens=None):
+    def run(samples, tokens_per_sample=100.0, efficiency=1.0, train_tokens=None, peak_share=0.5):
         return {"samples_per_s": samples, "real_tokens_per_s": samples * tokens_per_sample, "padding_efficiency": efficiency,
-                "train_rows": 3600, "train_tokens": train_tokens}
+                "train_rows": 3600, "train_tokens": train_tokens, "peak_share": peak_share}
 
     # variable-length rows: the ratio is of real tokens/s (grouped batches may draw other lengths than random ones)
     listops = {"previous": [run(1.0, 100, 0.6, 360_000), run(2.0, 100, 0.6, 360_000), run(1.5, 100, 0.6, 360_000)],
                "current": [run(1.0, 300, 0.98, 360_000), run(2.0, 200, 0.98, 360_000), run(2.0, 375, 0.98, 360_000)]}
-    lra = {"previous": [run(1.0)], "current": [run(2.0)]}
+    lra = {"previous": [run(1.0)], "current": [run(2.0, peak_share=0.25)]}
     homology = {"previous": [run(1.0)], "current": [{"error": "remote_homology with current defaults failed: ['boom']"}]}
     rows = [summarize("listops", listops), summarize("cifar10_lra", lra), summarize("remote_homology", homology)]
     assert rows[0]["ratio_metric"] == "real_tokens_per_s" and rows[1]["ratio_metric"] == "samples_per_s"
@@ -83,6 +84,10 @@ def test_task_benchmark_report_medians_ratios_and_failures():
     assert report.splitlines()[-1] == "task throughput vs previous defaults: listops 3.00x, cifar10_lra 2.00x, remote_homology failed"
     assert "listops: current / previous real tokens/s: 3.00x (2.00-5.00x over pairs)" in report
     assert "error: remote_homology with current defaults failed: ['boom']" in report
+    # at 25% of the matmul peak, the current step's FLOPs at 100% would run 4x faster: 8x the previous rate
+    assert rows[1]["ceiling_ratio"] == (8.0, 8.0, 8.0) and rows[2]["ceiling_ratio"] is None
+    assert "cifar10_lra: ceiling (the current step's FLOPs all at the matmul peak) / previous: 8.00x" in report
+    assert "| cifar10_lra | current | 2.00 (2.00-2.00) | 200 (200-200) | 1.00 (1.00-1.00) | 25 (25-25) | 0.5 |" in report
 
 
 def test_task_benchmark_bad_input(capsys):

@@ -48,6 +48,11 @@ class FPTArguments:
         metadata={"help": "recompute element-wise ops (norms, softmax, activations) in backward and keep matmul outputs: "
                           "less activation memory at about the same speed; full --activation_checkpointing takes precedence"},
     )
+    prune_final_block: bool = field(
+        default=True,
+        metadata={"help": "compute the final block only at the positions the head reads (same numbers, less work; "
+                          "Llama-style and GPT-2 blocks; see FPTConfig)"},
+    )
     cache_features: bool = field(
         default=False,
         metadata={"help": "output_only: compute the frozen features once and train the head on the cache (reservoir mode)"},

@@ -42,6 +42,29 @@ def matmul_peak(dtype: torch.dtype, shape: tuple[int, int, int] = (2048, 2048, 2
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
 
+def count_cpu_attention_flops() -> None:
+    """Teach `FlopCounterMode` the CPU flash-attention kernels, which torch's counter skips (it counts the GPU ones):
+    torch's own SDPA formulas, halved for `is_causal` calls (the kernel skips the masked half; explicit masks count
+    in full). Idempotent."""
+    from torch.utils import flop_counter
+
+    aten = torch.ops.aten
+    forward, backward = aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_flash_attention_for_cpu_backward
+    if forward in flop_counter.flop_registry:
+        return
+
+    @flop_counter.register_flop_formula(forward)
+    def _forward(query_shape, key_shape, value_shape, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs) -> int:
+        flops = flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
+        return flops // 2 if is_causal else flops
+
+    @flop_counter.register_flop_formula(backward)
+    def _backward(grad_out_shape, query_shape, key_shape, value_shape, out_shape_, logsumexp_shape, dropout_p=0.0,
+                  is_causal=False, *args, out_shape=None, **kwargs) -> int:
+        flops = flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
+        return flops // 2 if is_causal else flops
+
+
 def model_gemm_shape(model, tokens: int) -> tuple[int, int, int]:
     """(tokens, hidden, intermediate): the feed-forward up-projection, the largest GEMM of a transformer block."""
     config = model.backbone.config
@@ -175,6 +198,7 @@ def worker(spec: dict) -> dict:
         step()
         warmup.append(time.perf_counter() - start)
     result["warmup_s"] = warmup
+    count_cpu_attention_flops()
     with FlopCounterMode(display=False) as counter:
         step()
     result["flops_per_step"] = counter.get_total_flops()

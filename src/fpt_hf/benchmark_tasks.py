@@ -21,8 +21,8 @@ import sys
 import tempfile
 import time
 
-# What the cpu preset did before length-grouped batching and selective checkpointing for long inputs.
-PREVIOUS_DEFAULTS = ["--train_sampling_strategy", "random", "--activation_checkpointing", "true"]
+# What the cpu preset did before length-grouped batching, selective checkpointing for long inputs and the pruned final block.
+PREVIOUS_DEFAULTS = ["--train_sampling_strategy", "random", "--activation_checkpointing", "true", "--prune_final_block", "false"]
 CONFIGS = {"previous": PREVIOUS_DEFAULTS, "current": []}
 
 
@@ -36,8 +36,10 @@ def worker(spec: dict) -> dict:
     holds the same real tokens under every sampler."""
     import numpy as np
     import torch
+    from torch.utils.flop_counter import FlopCounterMode
     from transformers import TrainerCallback
 
+    from .benchmark import count_cpu_attention_flops, matmul_peak, model_gemm_shape
     from .tasks import get_task
     from .training import build_trainer, parse_args
 
@@ -57,9 +59,15 @@ def worker(spec: dict) -> dict:
         full = trainer.train_dataset
         warm_rows = np.random.default_rng(spec["seed"]).permutation(len(full))[:batch_size]  # the same in every configuration
         collate, model = trainer.data_collator, trainer.model.train()
+        warm_batch = collate([full[int(j)] for j in warm_rows])
         for _ in range(spec["warmup"]):  # allocator growth, kernel selection: untimed
-            model(**collate([full[int(j)] for j in warm_rows])).loss.backward()
+            model(**warm_batch).loss.backward()
             model.zero_grad(set_to_none=True)
+        count_cpu_attention_flops()
+        with FlopCounterMode(display=False) as counter:  # what one step of these rows computes, recomputation included
+            model(**warm_batch).loss.backward()
+        model.zero_grad(set_to_none=True)
+        flops_per_token = counter.get_total_flops() / (warm_batch["inputs"].shape[0] * warm_batch["inputs"].shape[1])  # per padded token
         batches = []
 
         def counting_collator(rows):
@@ -83,9 +91,14 @@ def worker(spec: dict) -> dict:
         trainer.train()
         seconds = times["end"] - times["begin"]
         samples, real, padded = (sum(b[i] for b in batches) for i in range(3))
+        dtype = model.compute_dtype or torch.float32
+        peak = matmul_peak(dtype, model_gemm_shape(model, batches[0][2]))["median"]  # the model's GEMM, this process, now
         total_tokens = int(np.sum(np.asarray(full["length"]))) if "length" in full.column_names else None
         return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
-                "step_s": seconds / len(batches), "batch": batch_size, "train_rows": len(full), "train_tokens": total_tokens,
+                "step_s": seconds / len(batches), "batch": batch_size, "flops_per_token": flops_per_token,
+                # FLOPs per second at the step's FLOPs per (padded) token, as a share of the matmul rate of the same process
+                "peak_share": flops_per_token * padded / seconds / peak,
+                "matmul_peak": peak, "matmul_dtype": str(dtype).replace("torch.", ""), "train_rows": len(full), "train_tokens": total_tokens,
                 "flags": spec["flags"], "warm_rows": hashlib.sha256(np.sort(warm_rows).tobytes()).hexdigest()[:12]}
 
 
@@ -104,7 +117,7 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
     errors = [r["error"] for rs in runs.values() for r in rs if "error" in r]
     row = {"task": task, "errors": errors}
     for name, rs in ok.items():
-        for metric in ("samples_per_s", "real_tokens_per_s", "padding_efficiency"):
+        for metric in ("samples_per_s", "real_tokens_per_s", "padding_efficiency", "peak_share"):
             values = [r[metric] for r in rs]
             row[f"{name}_{metric}"] = (statistics.median(values), min(values), max(values)) if values else None
         if rs:  # an epoch holds the same real tokens under any sampler; fixed-length rows: the same samples
@@ -115,6 +128,9 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
     row["ratio_metric"] = key
     ratios = [c[key] / p[key] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
     row["ratio"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
+    # The ceiling: the current step's FLOPs all at the matmul rate (no kernel reaches it), over the previous throughput.
+    shares = [c[key] / p[key] / c["peak_share"] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
+    row["ceiling_ratio"] = (statistics.median(shares), min(shares), max(shares)) if shares else None
     return row
 
 
@@ -128,17 +144,20 @@ def format_report(rows: list[dict], spec: dict) -> str:
 
     lines = [f"{spec['backbone']}, first {spec.get('layers')} layers, {spec['threads']} thread(s), {spec['steps']} timed steps after "
              f"{spec['warmup']} warm-up, {spec['repeats']} pair(s); median (min-max)", "",
-             "| task | config | samples/s | real tokens/s | real / padded tokens | epoch h |", "|---|---|---|---|---|---|"]
+             "| task | config | samples/s | real tokens/s | real / padded tokens | % of matmul peak | epoch h |", "|---|---|---|---|---|---|---|"]
     for row in rows:
         for name in CONFIGS:
             epoch = row.get(f"{name}_epoch_h")
             lines.append(f"| {row['task']} | {name} | {fmt(row[f'{name}_samples_per_s'])} | {fmt(row[f'{name}_real_tokens_per_s'], 0)} | "
-                         f"{fmt(row[f'{name}_padding_efficiency'])} | {'-' if epoch is None else f'{epoch:.1f}'} |")
+                         f"{fmt(row[f'{name}_padding_efficiency'])} | {fmt(row[f'{name}_peak_share'] and tuple(100 * x for x in row[f'{name}_peak_share']), 0)} | "
+                         f"{'-' if epoch is None else f'{epoch:.1f}'} |")
         lines += [f"error: {e}" for e in row["errors"]]
     lines.append("")
     for r in rows:
         ratio = "failed" if r["ratio"] is None else _fmt_ratio(r["ratio"])
         lines.append(f"{r['task']}: current / previous {r['ratio_metric'].replace('_per_s', '/s').replace('_', ' ')}: {ratio}")
+        if r.get("ceiling_ratio"):
+            lines.append(f"{r['task']}: ceiling (the current step's FLOPs all at the matmul peak) / previous: {_fmt_ratio(r['ceiling_ratio'])}")
     ratios = [f"{r['task']} " + ("failed" if r["ratio"] is None else f"{r['ratio'][0]:.2f}x") for r in rows]
     lines.append("task throughput vs previous defaults: " + ", ".join(ratios))
     return "\n".join(lines)

@@ -125,6 +125,9 @@ class FPTConfig(PretrainedConfig):
         keep_token_embeddings (`bool`): keep the backbone's token table in memory (default: freed, it is unused).
         backbone_attn_implementation (`str`, *optional*): `"sdpa"`, `"eager"`, ... for the backbone's attention
             (default: transformers' choice). On CPUs, eager bf16 attention beats SDPA for short sequences.
+        prune_final_block (`bool`): compute the final block only at the positions the head reads (`"last"`,
+            `"first"`, `"tokens"` modes; Llama-style and GPT-2 blocks): same numbers up to float rounding, a block's
+            feed-forward and attention queries less per step (`fpt_hf.final_block`). `False` runs it in full.
     """
 
     model_type = "fpt"
@@ -155,6 +158,7 @@ class FPTConfig(PretrainedConfig):
         compute_dtype: str | None = None,
         backbone_attn_implementation: str | None = None,
         keep_token_embeddings: bool = False,
+        prune_final_block: bool = True,
         **kwargs,
     ):
         check_known_kwargs(type(self), kwargs)
@@ -203,6 +207,9 @@ class FPTConfig(PretrainedConfig):
         self.compute_dtype = compute_dtype
         self.backbone_attn_implementation = backbone_attn_implementation
         self.keep_token_embeddings = keep_token_embeddings
+        if not isinstance(prune_final_block, bool):
+            raise ValueError(f"prune_final_block must be True or False, got {prune_final_block!r}.")
+        self.prune_final_block = prune_final_block
         self.backbone = backbone
         self.backbone_config = backbone_config
         self.input_dim = input_dim

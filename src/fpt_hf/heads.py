@@ -126,35 +126,37 @@ def check_finite_logits(logits: torch.Tensor, inputs: torch.Tensor | None, train
                                    "(e.g. standardise features) or check the cached features.")
 
 
+def read_positions(config, attention_mask: torch.Tensor | None, batch: int, seq_len: int, device) -> torch.Tensor | None:
+    """The `(batch, k)` positions the head reads (k = 1, or `num_output_tokens` in `"tokens"` mode); None for `"mean"`."""
+    if config.output_mode == "mean":
+        return None
+    if config.output_mode in ("last", "first") and attention_mask is None:
+        return torch.full((batch, 1), seq_len - 1 if config.output_mode == "last" else 0, device=device)
+    if config.output_mode == "last":  # the last real token, wherever the padding is
+        positions = torch.arange(seq_len, device=device).expand(batch, -1)
+        return torch.where(attention_mask.bool(), positions, -1).max(-1, keepdim=True).values
+    if config.output_mode == "first":
+        return attention_mask.long().argmax(-1, keepdim=True)
+    # "tokens": the last k real tokens (right padding assumed)
+    lengths = torch.full((batch,), seq_len, device=device) if attention_mask is None else attention_mask.long().sum(-1)
+    return lengths.unsqueeze(-1) - config.num_output_tokens + torch.arange(config.num_output_tokens, device=device)
+
+
 def pool(config, hidden: torch.Tensor, attention_mask: torch.Tensor | None) -> torch.Tensor:
     """Select the features the head reads: `(B, H)` for pooled modes, `(B, k, H)` for `"tokens"`."""
     batch, seq_len, _ = hidden.shape
-    if attention_mask is None:
-        lengths = torch.full((batch,), seq_len, device=hidden.device)
-    else:
-        lengths = attention_mask.long().sum(-1)
-    rows = torch.arange(batch, device=hidden.device)
-    if config.output_mode == "last":
-        if attention_mask is None:
-            return hidden[:, -1]
-        # the last real token, wherever the padding is
-        positions = torch.arange(seq_len, device=hidden.device).expand(batch, -1)
-        last = torch.where(attention_mask.bool(), positions, -1).max(-1).values
-        return hidden[rows, last]
-    if config.output_mode == "first":
-        if attention_mask is None:
-            return hidden[:, 0]
-        first = attention_mask.long().argmax(-1)
-        return hidden[rows, first]
-    if config.output_mode == "mean":
+    positions = read_positions(config, attention_mask, batch, seq_len, hidden.device)
+    if positions is None:  # "mean"
         if attention_mask is None:
             return hidden.mean(1)
         weights = attention_mask.to(hidden.dtype).unsqueeze(-1)
-        return (hidden * weights).sum(1) / lengths.unsqueeze(-1).to(hidden.dtype)
-    # "tokens": the last k real tokens (right padding assumed)
-    k = config.num_output_tokens
-    index = lengths.unsqueeze(-1) - k + torch.arange(k, device=hidden.device)
-    return hidden[rows.unsqueeze(-1), index]
+        return (hidden * weights).sum(1) / attention_mask.sum(-1, keepdim=True).to(hidden.dtype)
+    return read_features(config, hidden[torch.arange(batch, device=hidden.device).unsqueeze(-1), positions])
+
+
+def read_features(config, features: torch.Tensor) -> torch.Tensor:
+    """`(B, k, H)` hidden states at the read positions -> the head's input (`(B, H)` for pooled modes)."""
+    return features if config.output_mode == "tokens" else features[:, 0]
 
 
 class OutputHead(nn.Module):

@@ -19,7 +19,18 @@ from .backbones import (
 )
 from .checkpoint_files import check_same_architecture, is_fpt_checkpoint, load_safetensors
 from .configuration_fpt import FPTConfig
-from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, checked_labels, classification_loss, pool
+from .final_block import final_block_at, supports_final_block_at
+from .heads import (
+    OutputHead,
+    SequenceModelOutput,
+    check_finite_logits,
+    checked_batch,
+    checked_labels,
+    classification_loss,
+    pool,
+    read_features,
+    read_positions,
+)
 
 PAPER_ORTHOGONAL_GAIN = 1.41  # the original code's `orth_gain` for the input layer
 
@@ -73,6 +84,7 @@ class FPTModel(FPTPreTrainedModel):
         self.backbone = backbone
         config.backbone_config = backbone.config
         self._backbone_takes_position_ids = "position_ids" in inspect.signature(backbone.forward).parameters
+        self._final_block_at = supports_final_block_at(backbone)
         self.apply_policy()
         if not config.keep_token_embeddings:
             self.release_token_embeddings()
@@ -190,13 +202,30 @@ class FPTModel(FPTPreTrainedModel):
             raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
             inputs, attention_mask, labels = checked_batch(self.config, inputs, attention_mask, labels, self.max_length)
-        hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state
-        hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
-        logits = self.head(pool(self.config, hidden.float(), attention_mask))
+        positions = read_positions(self.config, attention_mask, inputs.shape[0], inputs.shape[1], inputs.device)
+        if positions is not None and self.config.prune_final_block and not output_hidden_states and self._final_block_at:
+            features, hidden = self._read_final_block(inputs, attention_mask, positions), None
+        else:
+            hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state
+            hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
+            features = pool(self.config, hidden.float(), attention_mask)
+        logits = self.head(features)
         if self.config.validate_inputs:
             check_finite_logits(logits, inputs, training=self.training)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
+
+    def _read_final_block(self, inputs, attention_mask, positions) -> torch.Tensor:
+        """The head's features with the final block computed only at the read `positions` (fpt_hf.final_block)."""
+        sinks = self.config.sink_tokens
+        key_mask = attention_mask
+        if key_mask is not None and sinks:
+            key_mask = torch.cat([key_mask.new_ones(key_mask.shape[0], sinks), key_mask], dim=1)
+        positions = positions + sinks
+        with final_block_at(self.backbone, positions, key_mask):
+            hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state  # meaningful at `positions` only
+        rows = torch.arange(hidden.shape[0], device=hidden.device).unsqueeze(-1)
+        return read_features(self.config, hidden[rows, positions].float())
 
     def backbone_outputs(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None, **backbone_kwargs):
         """The backbone's output for `inputs` (in the compute dtype), sink positions included: what the head's

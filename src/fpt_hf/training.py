@@ -71,7 +71,8 @@ def build_model(task, args: FPTArguments, use_cpu: bool = False) -> PreTrainedMo
     return FPTModel.from_pretrained(
         args.backbone, policy=args.method, num_backbone_layers=args.num_backbone_layers, learned_positions=args.learned_positions,
         sink_tokens=args.sink_tokens, input_init=args.input_init, input_dropout=args.input_dropout, compute_dtype=resolve_compute_dtype(args.compute_dtype, use_cpu),
-        backbone_attn_implementation=resolve_attn_implementation(args.attn_implementation, task.max_tokens, use_cpu), **spec,
+        backbone_attn_implementation=resolve_attn_implementation(args.attn_implementation, task.max_tokens, use_cpu),
+        prune_final_block=args.prune_final_block, **spec,
     )
 
 
