@@ -104,11 +104,18 @@ def best_rate(task: str, method: str) -> float | None:
     return json.loads(path.read_text())["best"]["learning_rate"] if path.exists() else None
 
 
+def run_dir(task: str, method: str, seed: int, learning_rate: float) -> Path:
+    return Path(f"outputs/cpu-grid/{task}-{method}-lr{learning_rate:g}-seed{seed}")
+
+
 def train_command(task: str, method: str, seed: int, learning_rate: float, data_root: str | None) -> list[str]:
+    """The run's `fpt-hf train` command; it resumes from the run's last checkpoint when an earlier run was cut off."""
     budget = PROTOCOL[task]
+    output_dir = run_dir(task, method, seed, learning_rate)
+    resume = ["--resume_from_checkpoint", "true"] if any(output_dir.glob("checkpoint-*")) else []
     return ["fpt-hf", "train", *run_flags(task, method, data_root), "--learning_rate", f"{learning_rate:g}", "--seed", str(seed),
             "--max_steps", str(budget.steps), "--eval_steps", str(budget.eval_every), "--save_steps", str(budget.eval_every),
-            "--results_dir", str(RESULTS), "--output_dir", f"outputs/cpu-grid/{task}-{method}-lr{learning_rate:g}-seed{seed}"]
+            "--results_dir", str(RESULTS), "--output_dir", str(output_dir), *resume]
 
 
 def at_chosen_rate(result: dict) -> bool:

@@ -1,6 +1,7 @@
 """examples/cpu_grid.py: sweep, then train each seed at the chosen rate; skip finished work; table and curves."""
 
 import json
+import shutil
 
 import pytest
 
@@ -36,6 +37,19 @@ def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(g
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm", "--seeds", "0"])  # all done: nothing trains again
     again = capsys.readouterr().out
     assert "fpt-hf train" not in again and "fpt-hf sweep" not in again and again.count("skip bit_xor") == 2
+    # a run cut off after its step-2 checkpoint (its results JSON not written yet) resumes from that checkpoint
+    lstm_rate = json.loads((grid.sweep_dir("bit_xor", "lstm") / "sweep.json").read_text())["best"]["learning_rate"]
+    cut_off = grid.run_dir("bit_xor", "lstm", 0, lstm_rate)
+    grid.finished_run("bit_xor", "lstm", 0).unlink()
+    for name in ("model.safetensors", "config.json", "results.json", "checkpoint-4"):
+        path = cut_off / name
+        shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
+    assert (cut_off / "checkpoint-2").is_dir()
+    grid.main(["--tasks", "bit_xor", "--methods", "lstm", "--seeds", "0"])
+    resumed = capsys.readouterr().out
+    assert "--resume_from_checkpoint true" in resumed  # the Trainer's own resume: model, optimizer, schedule, data order
+    result = json.loads(grid.finished_run("bit_xor", "lstm", 0).read_text())
+    assert result["steps"] == 4 and [p["step"] for p in result["curve"]] == [2, 4]
 
 
 def test_sweep_only_runs_no_training(grid, capsys):
