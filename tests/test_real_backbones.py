@@ -87,3 +87,29 @@ def test_smollm2_bf16_gradients_agree_with_fp32():
         cosine = torch.nn.functional.cosine_similarity(grads["bfloat16"][name], reference, dim=0).item()
         ratio = (grads["bfloat16"][name].norm() / reference.norm()).item()
         assert cosine > 0.99 and 0.8 < ratio < 1.25, (name, cosine, ratio)
+
+
+@needs_smollm2
+def test_smollm2_pruned_final_block_gives_the_same_gradients():
+    """The pruned final block (fpt_hf.final_block) on the real weights, in the fast path's bf16 with SDPA, on padded rows:
+    the same loss and, per trainable tensor, the same gradient as the full final block up to bf16 rounding."""
+    x = torch.randn(4, 96, 16, generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(4, 96, dtype=torch.long)
+    mask[1, 70:], mask[3, 40:] = 0, 0
+    y = torch.tensor([1, 3, 5, 7])
+    torch.manual_seed(0)
+    model = FPTModel.from_pretrained("smollm2-135m", input_dim=16, num_labels=10, num_backbone_layers=3, compute_dtype="bfloat16",
+                                     backbone_attn_implementation="sdpa", sink_tokens=1)
+    grads, losses = {}, {}
+    for prune in (True, False):
+        model.config.prune_final_block = prune
+        model.zero_grad(set_to_none=True)
+        loss = model(inputs=x, attention_mask=mask, labels=y).loss
+        loss.backward()
+        losses[prune] = loss.item()
+        grads[prune] = {n: p.grad.flatten().float() for n, p in model.named_parameters() if p.requires_grad}
+    assert losses[True] == pytest.approx(losses[False], rel=1e-3)
+    for name, reference in grads[False].items():
+        cosine = torch.nn.functional.cosine_similarity(grads[True][name], reference, dim=0).item()
+        ratio = (grads[True][name].norm() / reference.norm()).item()
+        assert cosine > 0.999 and 0.99 < ratio < 1.01, (name, cosine, ratio)
