@@ -233,3 +233,12 @@ def test_cpu_attention_flops_match_the_formula_by_hand(causal):
     full = 2 * (2 * b * h * t * t * d)  # q @ k^T and p @ v
     assert forward.get_total_flops() == (full // 2 if causal else full)
     assert backward.get_total_flops() == (5 * full // 2 // 2 if causal else 5 * full // 2)  # dv, dp, dq, dk + recomputed scores
+
+
+def test_attention_kernels_script_times_every_kernel_and_dtype(capsys, load_script):
+    script = load_script("benchmarks/attention_kernels.py")
+    script.main(["--batch", "1", "--heads", "2", "--length", "32", "--head_dim", "8", "--repeats", "1"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("causal SDPA forward + backward, 1 x 2 x 32 x 8")
+    assert [line.split(":")[0] for line in lines[1:]] == ["bfloat16 flash", "bfloat16 math", "float32 flash", "float32 math"]
+    assert all(float(line.split(": ")[1].removesuffix(" s")) > 0 for line in lines[1:])
