@@ -73,9 +73,9 @@ def test_the_block_is_restored_and_unknown_blocks_run_in_full(tiny_backbone_dirs
     final = blocks[-1]
     with pytest.raises(RuntimeError, match="boom"):
         with final_block_at(model.backbone, torch.zeros(2, 1, dtype=torch.long)):
-            assert blocks[-1] is not final
+            assert "forward" in vars(final)
             raise RuntimeError("boom")
-    assert blocks[-1] is final
+    assert blocks[-1] is final and "forward" not in vars(final)  # the class's forward again
     inputs, mask = _batch("right")
     hidden = model(inputs, attention_mask=mask, output_hidden_states=True).last_hidden_state  # the full path: every position
     assert hidden.shape == (4, 12, model.backbone.config.hidden_size)
@@ -86,6 +86,28 @@ def test_the_block_is_restored_and_unknown_blocks_run_in_full(tiny_backbone_dirs
     with pytest.raises(ValueError, match="does not know MistralDecoderLayer"):
         with final_block_at(mistral.backbone, torch.zeros(4, 1, dtype=torch.long)):
             pass
+
+
+def test_the_final_blocks_hooks_and_checkpointing_still_run(tiny_backbone_dirs):
+    """Only the block's forward is replaced: hooks on the block (FSDP's gather works so) fire, and with activation
+    checkpointing on (selective, the training default; transformers checkpoints the class's forward, so the pruned final
+    block itself is not recomputed) the gradients are the full path's."""
+    from fpt_hf.checkpointing import selective_checkpointing_kwargs
+
+    torch.manual_seed(0)
+    model = FPTModel.from_pretrained(tiny_backbone_dirs["llama"], input_dim=5, num_labels=3)
+    model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
+    model.train()
+    calls = []
+    find_blocks(model.backbone)[1][-1].register_forward_pre_hook(lambda module, args: calls.append(args[0].shape))
+    inputs, mask = _batch("right")
+    labels = torch.tensor([0, 1, 2, 0])
+    pruned, pruned_grads = _logits_and_grads(model, inputs, mask, labels, prune=True)
+    full, full_grads = _logits_and_grads(model, inputs, mask, labels, prune=False)
+    assert len(calls) == 2  # the hook fired in the pruned and in the full forward
+    torch.testing.assert_close(pruned, full, rtol=1e-5, atol=1e-6)
+    for name in full_grads:
+        torch.testing.assert_close(pruned_grads[name], full_grads[name], rtol=1e-4, atol=1e-6, msg=name)
 
 
 def test_prune_final_block_is_a_config_switch(tiny_backbone_dirs, tmp_path):

@@ -2,9 +2,9 @@
 
 A classification head reads one position per row (`output_mode="last"` or `"first"`) or a few (`"tokens"`). The final
 block's output everywhere else is computed and thrown away: its feed-forward and its attention queries at the other
-positions are wasted work (at 1024 tokens, ~1/N of a step for N blocks). `final_block_at` swaps the final block, for
-one forward, for one that computes keys and values at every position (the read queries attend to them) and the
-queries, attention output and feed-forward only at the read positions, with the block's own modules. Same numbers up
+positions are wasted work (at 1024 tokens, ~1/N of a step for N blocks). `final_block_at` replaces the final block's
+`forward`, for one forward pass, with one that computes keys and values at every position (the read queries attend to
+them) and the queries, attention output and feed-forward only at the read positions, with the block's own modules. Same numbers up
 to float rounding, dropout included (the same layers, drawn over fewer positions); tested against the block's own
 forward. Other block types run in full (`supports_final_block_at` says which).
 """
@@ -71,6 +71,8 @@ def _gpt2_block(block, hidden, positions, key_mask, **_):
 
 
 def _block_function(block: nn.Module):
+    if "forward" in vars(block):  # already wrapped per instance (e.g. an accelerate device hook): leave it alone
+        return None
     name = type(block).__name__
     if name == "LlamaDecoderLayer":
         return _llama_block
@@ -87,36 +89,32 @@ def supports_final_block_at(backbone: nn.Module) -> bool:
     return len(blocks) > 0 and _block_function(blocks[-1]) is not None
 
 
-class _FinalBlockAt(nn.Module):
-    """Stands in for the final block during one forward. Its output has the block's shape (what the model's own
-    forward expects after its blocks) but holds the block's output only at the read positions, zeros elsewhere."""
-
-    def __init__(self, block: nn.Module, function, positions: torch.Tensor, key_mask: torch.Tensor | None):
-        super().__init__()
-        self.block, self.function, self.positions, self.key_mask = block, function, positions, key_mask
-
-    def forward(self, hidden_states, *args, **kwargs):
-        read = self.function(self.block, hidden_states, self.positions, self.key_mask, **kwargs)
-        out = read.new_zeros(hidden_states.shape)
-        out[torch.arange(out.shape[0], device=out.device).unsqueeze(-1), self.positions] = read
-        return out
-
-
 @contextmanager
 def final_block_at(backbone: nn.Module, positions: torch.Tensor, key_mask: torch.Tensor | None = None):
     """Within the block, `backbone(...)` computes its final block only at `positions` (`(batch, k)` indices into the
-    sequence): its `last_hidden_state` is right there and meaningless elsewhere, so read it at `positions` only.
-    `key_mask`: `(batch, seq_len)`, 1 for real tokens (default: all real)."""
+    sequence): its `last_hidden_state` is right there and zeros (then the final norm) elsewhere, so read it at
+    `positions` only. `key_mask`: `(batch, seq_len)`, 1 for real tokens (default: all real).
+
+    Only the block's `forward` is replaced, for the duration: the block is still called through its own `__call__`,
+    so its hooks (FSDP's gather, activation checkpointing) run as usual."""
     _, blocks = find_blocks(backbone)
     final = blocks[-1]
     function = _block_function(final)
     if function is None:
-        raise ValueError(f"final_block_at does not know {type(final).__name__} blocks; "
-                         "check supports_final_block_at(backbone) first.")
-    if positions.dim() != 2 or positions.shape[0] != (key_mask.shape[0] if key_mask is not None else positions.shape[0]):
+        raise ValueError(f"final_block_at does not know {type(final).__name__} blocks (or this one's forward is already "
+                         "wrapped); check supports_final_block_at(backbone) first.")
+    if positions.dim() != 2 or (key_mask is not None and key_mask.shape[0] != positions.shape[0]):
         raise ValueError(f"positions must be (batch, k) indices matching the key mask's batch, got {tuple(positions.shape)}.")
-    blocks[len(blocks) - 1] = _FinalBlockAt(final, function, positions, key_mask)
+    rows = torch.arange(positions.shape[0], device=positions.device).unsqueeze(-1)
+
+    def forward(hidden_states, *args, **kwargs):
+        read = function(final, hidden_states, positions, key_mask, **kwargs)
+        out = read.new_zeros(hidden_states.shape)  # the shape the model's own forward expects after its blocks
+        out[rows, positions] = read
+        return out
+
+    final.forward = forward
     try:
         yield
     finally:
-        blocks[len(blocks) - 1] = final
+        del final.forward
