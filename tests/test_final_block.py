@@ -119,3 +119,21 @@ def test_prune_final_block_is_a_config_switch(tiny_backbone_dirs, tmp_path):
     model = FPTModel.from_pretrained(tiny_backbone_dirs["gpt2"], input_dim=5, num_labels=3, prune_final_block=False)
     model.save_pretrained(tmp_path / "m")
     assert FPTModel.from_pretrained(tmp_path / "m").config.prune_final_block is False
+
+
+def test_head_features_are_the_pooled_hidden_states(tiny_backbone_dirs):
+    """`head_features` (pruned where it can; what reservoir.extract_features caches) equals pooling the full hidden states."""
+    from fpt_hf.heads import pool
+    from fpt_hf.reservoir import extract_features
+
+    torch.manual_seed(0)
+    model = FPTModel.from_pretrained(tiny_backbone_dirs["gpt2"], input_dim=5, num_labels=3, policy="output_only", sink_tokens=1).eval()
+    inputs, mask = _batch("left")
+    with torch.no_grad():
+        full = pool(model.config, model(inputs, attention_mask=mask, output_hidden_states=True).last_hidden_state.float(), mask)
+        torch.testing.assert_close(model.head_features(inputs, mask), full, rtol=1e-5, atol=1e-6)
+    rows = [{"inputs": x.numpy(), "labels": i % 3} for i, x in enumerate(inputs)]
+    cached, labels = extract_features(model, rows, batch_size=4)
+    torch.testing.assert_close(cached, pool(model.config, model(inputs, output_hidden_states=True).last_hidden_state.float(), None),
+                               rtol=1e-5, atol=1e-6)
+    assert labels.tolist() == [0, 1, 2, 0]

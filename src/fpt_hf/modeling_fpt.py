@@ -202,22 +202,26 @@ class FPTModel(FPTPreTrainedModel):
             raise ValueError("FPTModel needs `inputs` (or cached `features` for output_only models).")
         if self.config.validate_inputs:
             inputs, attention_mask, labels = checked_batch(self.config, inputs, attention_mask, labels, self.max_length)
-        positions = read_positions(self.config, attention_mask, inputs.shape[0], inputs.shape[1], inputs.device)
-        if positions is not None and self.config.prune_final_block and not output_hidden_states and self._final_block_at:
-            features, hidden = self._read_final_block(inputs, attention_mask, positions), None
-        else:
+        if output_hidden_states:
             hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state
             hidden = hidden[:, self.config.sink_tokens:]  # the head (and the caller) see the input tokens only
             features = pool(self.config, hidden.float(), attention_mask)
+        else:
+            features, hidden = self.head_features(inputs, attention_mask), None
         logits = self.head(features)
         if self.config.validate_inputs:
             check_finite_logits(logits, inputs, training=self.training)
         loss = classification_loss(logits, labels) if labels is not None else None
         return SequenceModelOutput(loss=loss, logits=logits, last_hidden_state=hidden if output_hidden_states else None)
 
-    def _read_final_block(self, inputs, attention_mask, positions) -> torch.Tensor:
-        """The head's features with the final block computed only at the read `positions` (fpt_hf.final_block)."""
+    def head_features(self, inputs: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """What the head reads (fp32): `(batch, hidden)`, or `(batch, k, hidden)` in `"tokens"` mode. With
+        `config.prune_final_block`, the final block runs only at the read positions where it can (`fpt_hf.final_block`)."""
+        positions = read_positions(self.config, attention_mask, inputs.shape[0], inputs.shape[1], inputs.device)
         sinks = self.config.sink_tokens
+        if positions is None or not (self.config.prune_final_block and self._final_block_at):
+            hidden = self.backbone_outputs(inputs, attention_mask).last_hidden_state[:, sinks:]
+            return pool(self.config, hidden.float(), attention_mask)
         key_mask = attention_mask
         if key_mask is not None and sinks:
             key_mask = torch.cat([key_mask.new_ones(key_mask.shape[0], sinks), key_mask], dim=1)

@@ -7,7 +7,7 @@ import torch
 from torch.utils.data import DataLoader
 
 from .collator import FPTDataCollator
-from .heads import classification_loss, pool
+from .heads import checked_batch, classification_loss
 from .modeling_fpt import FPTModel
 
 
@@ -19,8 +19,10 @@ def extract_features(model: FPTModel, dataset, batch_size: int = 64, collator=No
     model.eval()
     features, labels = [], []
     for batch in DataLoader(dataset, batch_size=batch_size, collate_fn=collator or FPTDataCollator()):
-        out = model(inputs=batch["inputs"], attention_mask=batch.get("attention_mask"), output_hidden_states=True)
-        features.append(pool(model.config, out.last_hidden_state.float(), batch.get("attention_mask")))
+        inputs, mask = batch["inputs"], batch.get("attention_mask")
+        if model.config.validate_inputs:
+            inputs, mask, _ = checked_batch(model.config, inputs, mask, None, model.max_length)
+        features.append(model.head_features(inputs, mask))
         labels.append(batch["labels"])
     model.train(was_training)
     return torch.cat(features), torch.cat(labels)
