@@ -95,8 +95,17 @@ def test_rerun_keeps_finished_trials_and_runs_only_new_rates(gpt2_dir, tmp_path,
     assert [row["learning_rate"] for row in summary["by_learning_rate"]] == [1e-3, 1e-2]
     _sweep(["--learning_rates", "1e-3", "1e-2", *argv])
     assert "every trial already finished" in capsys.readouterr().out
-    with pytest.raises(ValueError, match="other settings"):  # another budget in the same folder would not compare
+    with pytest.raises(ValueError, match=r"other settings .*training.max_steps"):  # another budget would not compare
         _sweep(["--learning_rates", "1e-3", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6)])
+    # a sweep written before an option existed goes on while the option sits at its default, and stops when it does not
+    settings_path = out / "sweep_settings.json"
+    settings = json.loads(settings_path.read_text())
+    del settings["fpt"]["prune_final_block"]
+    settings_path.write_text(json.dumps(settings))
+    _sweep(["--learning_rates", "1e-3", "1e-2", *argv])
+    assert "every trial already finished" in capsys.readouterr().out
+    with pytest.raises(ValueError, match=r"other settings .*fpt.prune_final_block"):
+        _sweep(["--learning_rates", "1e-3", *argv, "--prune_final_block", "false"])
 
 
 def test_interrupted_trial_is_run_again():

@@ -238,6 +238,23 @@ def _settings(fpt_args, training_args) -> dict:
     return json.loads(json.dumps({"fpt": {k: v for k, v in asdict(fpt_args).items() if k not in skip}, "training": training}, default=str))
 
 
+def _same_settings(stored: dict, settings: dict, fpt_args, training_args) -> bool:
+    """`stored` (an earlier run of this sweep) and `settings` describe the same trials. An option that a later version
+    added and that sits at its default counts as absent (e.g. `prune_final_block`: same numbers), so an upgrade does not
+    orphan a sweep; any other difference does."""
+    from dataclasses import MISSING, fields
+
+    for section, args in (("fpt", fpt_args), ("training", training_args)):
+        defaults = {f.name: f.default for f in fields(args) if f.default is not MISSING}
+        old, new = stored.get(section, {}), settings[section]
+        if any(old[k] != new.get(k) for k in old):
+            return False
+        added = set(new) - set(old)
+        if any(json.loads(json.dumps(defaults.get(k, MISSING), default=str)) != new[k] for k in added):
+            return False
+    return set(stored) == set(settings)
+
+
 def _prepare_training_args(training_args, trials_dir: Path):
     from transformers.trainer_utils import IntervalStrategy
 
@@ -318,10 +335,15 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     _prepare_training_args(training_args, trials_dir)
     settings = _settings(fpt_args, training_args)
     settings_path = sweep_dir / "sweep_settings.json"
-    if settings_path.exists() and json.loads(settings_path.read_text()) != settings:
-        raise ValueError(f"--sweep_dir {sweep_dir} holds a sweep of other settings ({settings_path}); its trials would not compare. "
-                         "Pass another --sweep_dir.")
-    write_json(settings_path, settings)
+    if settings_path.exists():
+        stored = json.loads(settings_path.read_text())
+        if not _same_settings(stored, settings, fpt_args, training_args):
+            changed = sorted(f"{section}.{k}" for section in settings for k in set(settings[section]) | set(stored.get(section, {}))
+                             if stored.get(section, {}).get(k, "<absent>") != settings[section].get(k, "<absent>"))
+            raise ValueError(f"--sweep_dir {sweep_dir} holds a sweep of other settings ({settings_path}: {', '.join(changed[:6])} "
+                             "differ); its trials would not compare. Pass another --sweep_dir.")
+    else:
+        write_json(settings_path, settings)
 
     storage = optuna.storages.JournalStorage(optuna.storages.journal.JournalFileBackend(str(sweep_dir / "optuna-journal.log")))
     started = time.time()
