@@ -15,9 +15,11 @@ def test_frozen_weights_cost_no_weight_gradient_flops(gpt2_dir):
     inference = worker(_spec(gpt2_dir, REFERENCE, "inference"))
     # forward + input-gradient matmuls only: ~2x the forward (a fully trained model needs ~3x)
     assert 1.8 < train["flops_per_step"] / inference["flops_per_step"] < 2.3
-    fast = worker(_spec(gpt2_dir, FAST, "train"))
+    fast = worker(_spec(gpt2_dir, dict(FAST, prune_final_block=False), "train"))
     # same math in other dtypes; FlopCounterMode counts SDPA and eager attention's bmm slightly differently
     assert 0.8 < fast["flops_per_step"] / train["flops_per_step"] <= 1.0
+    pruned = worker(_spec(gpt2_dir, FAST, "train"))  # the final block (of 2) only at the read position: well under the full step
+    assert pruned["flops_per_step"] < 0.75 * fast["flops_per_step"]
     assert train["samples_per_s"] > 0 and train["peak_rss_mb"] > 0
 
 

@@ -19,8 +19,10 @@ import time
 import torch
 
 # checkpointing: False, "selective" (recompute element-wise ops, keep matmul outputs) or "full" (recompute the blocks)
-REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False, "checkpointing": False}
-FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": "selective"}
+REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False,
+             "checkpointing": False, "prune_final_block": False}
+FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": "selective",
+        "prune_final_block": True}
 
 
 def matmul_peak(dtype: torch.dtype, shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 5, calls: int = 4) -> dict:
@@ -127,11 +129,12 @@ def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 1
     if backbone == "gpt2-small-random":  # GPT-2 small's shape (124M) with random weights: no Hub here
         groups = ["output"] if policy == "output_only" else ["input", "output", "positions", "norms"]
         config = FPTConfig(backbone_config=GPT2Config(), input_dim=input_dim, num_labels=num_labels, trainable_groups=groups,
-                           random_backbone=True, compute_dtype=setting["compute_dtype"])
+                           random_backbone=True, compute_dtype=setting["compute_dtype"],
+                           prune_final_block=setting.get("prune_final_block", True))
         model = FPTModel(config)
     else:
         model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, policy=policy,
-                                         compute_dtype=setting["compute_dtype"])
+                                         compute_dtype=setting["compute_dtype"], prune_final_block=setting.get("prune_final_block", True))
     model.backbone.set_attn_implementation(setting["attn"])  # "auto" is resolved by the worker
     if setting["checkpointing"] == "full":
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
