@@ -126,15 +126,15 @@ def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 1
     from . import FPTConfig, FPTModel
     from .checkpointing import selective_checkpointing_kwargs
 
+    prune = setting.get("prune_final_block", True)
     if backbone == "gpt2-small-random":  # GPT-2 small's shape (124M) with random weights: no Hub here
         groups = ["output"] if policy == "output_only" else ["input", "output", "positions", "norms"]
         config = FPTConfig(backbone_config=GPT2Config(), input_dim=input_dim, num_labels=num_labels, trainable_groups=groups,
-                           random_backbone=True, compute_dtype=setting["compute_dtype"],
-                           prune_final_block=setting.get("prune_final_block", True))
+                           random_backbone=True, compute_dtype=setting["compute_dtype"], prune_final_block=prune)
         model = FPTModel(config)
     else:
         model = FPTModel.from_pretrained(backbone, input_dim=input_dim, num_labels=num_labels, policy=policy,
-                                         compute_dtype=setting["compute_dtype"], prune_final_block=setting.get("prune_final_block", True))
+                                         compute_dtype=setting["compute_dtype"], prune_final_block=prune)
     model.backbone.set_attn_implementation(setting["attn"])  # "auto" is resolved by the worker
     if setting["checkpointing"] == "full":
         model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})

@@ -126,11 +126,12 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
             row[f"{name}_epoch_h"] = (tokens or rs[0]["train_rows"]) / rate / 3600
     key = "real_tokens_per_s" if any(r.get("train_tokens") for rs in ok.values() for r in rs) else "samples_per_s"
     row["ratio_metric"] = key
-    ratios = [c[key] / p[key] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
+    pairs = [(p, c) for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
+    ratios = [c[key] / p[key] for p, c in pairs]
     row["ratio"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
     # The ceiling: the current step's FLOPs all at the matmul rate (no kernel reaches it), over the previous throughput.
-    shares = [c[key] / p[key] / c["peak_share"] for p, c in zip(runs["previous"], runs["current"]) if "error" not in p and "error" not in c]
-    row["ceiling_ratio"] = (statistics.median(shares), min(shares), max(shares)) if shares else None
+    ceilings = [c[key] / p[key] / c["peak_share"] for p, c in pairs]
+    row["ceiling_ratio"] = (statistics.median(ceilings), min(ceilings), max(ceilings)) if ceilings else None
     return row
 
 

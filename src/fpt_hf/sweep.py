@@ -238,21 +238,24 @@ def _settings(fpt_args, training_args) -> dict:
     return json.loads(json.dumps({"fpt": {k: v for k, v in asdict(fpt_args).items() if k not in skip}, "training": training}, default=str))
 
 
-def _same_settings(stored: dict, settings: dict, fpt_args, training_args) -> bool:
-    """`stored` (an earlier run of this sweep) and `settings` describe the same trials. An option that a later version
-    added and that sits at its default counts as absent (e.g. `prune_final_block`: same numbers), so an upgrade does not
-    orphan a sweep; any other difference does."""
+def _settings_differences(stored: dict, settings: dict, fpt_args, training_args) -> list[str]:
+    """The `section.key` names where `stored` (an earlier run of this sweep) and `settings` differ. An option that a later
+    version added and that sits at its default counts as absent (e.g. `prune_final_block`: same numbers), so an upgrade
+    does not orphan a sweep; any other difference is listed."""
     from dataclasses import MISSING, fields
 
+    differences = [f"{section}" for section in set(stored) ^ set(settings)]
     for section, args in (("fpt", fpt_args), ("training", training_args)):
         defaults = {f.name: f.default for f in fields(args) if f.default is not MISSING}
         old, new = stored.get(section, {}), settings[section]
-        if any(old[k] != new.get(k) for k in old):
-            return False
-        added = set(new) - set(old)
-        if any(json.loads(json.dumps(defaults.get(k, MISSING), default=str)) != new[k] for k in added):
-            return False
-    return set(stored) == set(settings)
+        for key in sorted(set(old) | set(new)):
+            if key in old:
+                same = key in new and old[key] == new[key]
+            else:  # added since: the same trials only at its default
+                same = json.loads(json.dumps(defaults.get(key, MISSING), default=str)) == new[key]
+            if not same:
+                differences.append(f"{section}.{key}")
+    return differences
 
 
 def _prepare_training_args(training_args, trials_dir: Path):
@@ -336,10 +339,8 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     settings = _settings(fpt_args, training_args)
     settings_path = sweep_dir / "sweep_settings.json"
     if settings_path.exists():
-        stored = json.loads(settings_path.read_text())
-        if not _same_settings(stored, settings, fpt_args, training_args):
-            changed = sorted(f"{section}.{k}" for section in settings for k in set(settings[section]) | set(stored.get(section, {}))
-                             if stored.get(section, {}).get(k, "<absent>") != settings[section].get(k, "<absent>"))
+        changed = _settings_differences(json.loads(settings_path.read_text()), settings, fpt_args, training_args)
+        if changed:
             raise ValueError(f"--sweep_dir {sweep_dir} holds a sweep of other settings ({settings_path}: {', '.join(changed[:6])} "
                              "differ); its trials would not compare. Pass another --sweep_dir.")
     else:
