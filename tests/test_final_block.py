@@ -76,6 +76,13 @@ def test_the_block_is_restored_and_unknown_blocks_run_in_full(tiny_backbone_dirs
             assert "forward" in vars(final)
             raise RuntimeError("boom")
     assert blocks[-1] is final and "forward" not in vars(final)  # the class's forward again
+    with pytest.raises(ValueError, match=r"positions must be \(batch, k\) indices matching the key mask's batch, got \(2,\)"):
+        with final_block_at(model.backbone, torch.zeros(2, dtype=torch.long)):
+            pass
+    with pytest.raises(ValueError, match="matching the key mask's batch"):
+        with final_block_at(model.backbone, torch.zeros(2, 1, dtype=torch.long), torch.ones(3, 12)):
+            pass
+    assert "forward" not in vars(final)
     inputs, mask = _batch("right")
     hidden = model(inputs, attention_mask=mask, output_hidden_states=True).last_hidden_state  # the full path: every position
     assert hidden.shape == (4, 12, model.backbone.config.hidden_size)
