@@ -1,8 +1,8 @@
 #!/usr/bin/env python
 """The paper's seven-task table on one GPU within a time budget: plan, run, collect.
 
-    python examples/paper_table_gpu.py --budget_minutes 20 --data_root gpu_carry/data --dry_run   # the plan only
-    PYTHONUNBUFFERED=1 python examples/paper_table_gpu.py --budget_minutes 20 --data_root gpu_carry/data --results_dir $OUT
+    python examples/paper_table_gpu.py --dry_run                                   # the plan of all 28 cells in 45 min
+    python examples/paper_table_gpu.py --budget_minutes 10 --tasks listops --methods fpt --data_root data   # one lease
 
 The plan gives each (task, method) cell an equal share of the training budget (after the evaluation time is set aside),
 picks a GPU-sized batch per task with the paper's learning rate scaled by sqrt(batch / 4) (the paper's batch), and turns
@@ -34,10 +34,14 @@ TASK_WEIGHT = {"bit_memory": 1.0, "bit_xor": 0.25, "listops": 2.5, "mnist": 1.0,
 # Cost per token relative to an fpt step: `full` also computes weight gradients (fwd + 2 bwd matmuls instead of fwd + 1),
 # frozen_random is an fpt step, the LSTM (3 x 768) is a fraction of a 30-layer transformer.
 METHOD_COST = {"fpt": 1.0, "frozen_random": 1.0, "full": 1.5, "lstm": 0.3}
-# SmolLM2-135M (30 layers), bf16, fwd + bwd with frozen weights: ~4 x 1.06e8 FLOP per token of matmuls; at ~35% of an
-# H100's ~800 TFLOP/s bf16 peak (small matrices) that is ~6.6e5 tokens/s; halved for attention at 1024 tokens, data
-# loading and launch overheads: 3e5. An estimate, not a measurement: docs/gpu.md.
-H100_TOKENS_PER_SECOND = 3.0e5
+# Measured (docs/gpu.md, 2026-11-26): ListOps fpt, SmolLM2-135M (30 layers), batch 32, bf16, SDPA, on an H200: about
+# 2.0 steps/s, ~6.6e4 tokens/s, the GPU 100% busy. The default takes a little less, and one rate for every task: the
+# short-sequence tasks run faster per token, so their cells finish early rather than late, and a lease never ends
+# with a cell cut off for lack of time. (The first plan's 3e5, an estimate from the matmul peak, was 4.5x too fast.)
+TOKENS_PER_SECOND = 6.0e4
+# Data preparation before a task's first run, once per grid: ListOps is generated (96,000 expressions took ~110 s on the
+# GPU machine's CPU, plus ~20 s to tokenize and save); the others read Parquet in seconds.
+DATA_MINUTES = {"listops": 2.5}
 EVAL_SPEEDUP = 3.0  # forward only
 MIN_STEPS = 50
 
@@ -53,10 +57,15 @@ class Cell:
     eval_minutes: float
 
 
-def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second: float = H100_TOKENS_PER_SECOND,
+def data_minutes(tasks) -> float:
+    """Minutes of data preparation the grid spends once per task before its first run (ListOps is generated)."""
+    return sum(DATA_MINUTES.get(task, 0.0) for task in set(tasks))
+
+
+def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second: float = TOKENS_PER_SECOND,
          overhead_minutes: float = 0.3) -> list[Cell]:
-    """Training time per cell in proportion to its task's `TASK_WEIGHT`, after evaluation and per-run overhead (model load,
-    data) are set aside; steps from the throughput, each method's relative cost and the task's tokens per example."""
+    """Training time per cell in proportion to its task's `TASK_WEIGHT`, after evaluation, per-run overhead (model load)
+    and data preparation (`DATA_MINUTES`) are set aside; steps from the throughput, each method's relative cost and the task's tokens per example."""
     from fpt_hf.tasks import get_task
 
     if budget_minutes <= 0 or tokens_per_second <= 0:
@@ -65,10 +74,11 @@ def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second:
     if not cells:
         raise ValueError("No cells to plan: give at least one task and one method.")
     eval_minutes = {task: EVAL_ROWS[task] * TOKENS[task] / (tokens_per_second * EVAL_SPEEDUP) / 60 for task in tasks}
-    fixed = sum(eval_minutes[t] * METHOD_COST[m] + overhead_minutes for t, m in cells)
+    fixed = sum(eval_minutes[t] * METHOD_COST[m] + overhead_minutes for t, m in cells) + data_minutes(tasks)
     left = budget_minutes - fixed
     if left <= 0:
-        raise ValueError(f"A budget of {budget_minutes} min does not cover evaluation and start-up ({fixed:.1f} min) of {len(cells)} runs.")
+        raise ValueError(f"A budget of {budget_minutes} min does not cover evaluation, data preparation and start-up ({fixed:.1f} min) "
+                         f"of {len(cells)} runs.")
     out = []
     total_weight = sum(TASK_WEIGHT[task] for task, _ in cells)
     for task, method in cells:
@@ -87,7 +97,8 @@ def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: flo
         runs = "yes" if c.steps >= MIN_STEPS else f"no (< {MIN_STEPS} steps)"
         lines.append(f"| {c.task} | {c.method} | {c.batch} | {c.learning_rate:g} | {c.steps} | {c.train_minutes:.2f} | {c.eval_minutes:.2f} | {runs} |")
     total = sum(c.train_minutes + c.eval_minutes for c in cells if c.steps >= MIN_STEPS)
-    lines.append(f"\nestimated total: {total:.1f} min of training and evaluation (plus start-up per run)")
+    prep = data_minutes(c.task for c in cells)
+    lines.append(f"\nestimated total: {total:.1f} min of training and evaluation, {prep:.1f} min of data preparation (plus start-up per run)")
     return "\n".join(lines)
 
 
@@ -114,12 +125,13 @@ def run_argv(cell: Cell, backbone: str, layers: int | None, data_root: str | Non
 
 def main(argv: list[str] | None = None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--budget_minutes", type=float, default=20)
+    parser.add_argument("--budget_minutes", type=float, default=45,
+                        help="the grid's wall time: 45 plans all 28 cells; a 15-minute lease gives 10 to a subset (docs/gpu.md)")
     parser.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--num_backbone_layers", type=int, default=None, help="default: all (30 for SmolLM2-135M)")
-    parser.add_argument("--tokens_per_second", type=float, default=H100_TOKENS_PER_SECOND,
+    parser.add_argument("--tokens_per_second", type=float, default=TOKENS_PER_SECOND,
                         help="training tokens/s of the backbone on this device (the plan's only speed input)")
     parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
     parser.add_argument("--results_dir", default="outputs/gpu-grid/results")
