@@ -5,6 +5,7 @@
     python examples/cpu_grid.py --tasks bit_xor --data_root ../shared/data   # run a task's cells (finished work is skipped)
     python examples/cpu_grid.py --tasks mnist --methods full --seeds 1       # one method, one seed
     python examples/cpu_grid.py --collect                                    # table + learning curves
+    python examples/cpu_grid.py --status                                     # each cell: sweep, rate, seeds done, next
 
 The protocol (docs/cpu_grid.md): the embedded SmolLM2-135M, its first `layers` blocks for fpt, full and frozen_random; one
 budget (steps x batch) per task shared by the four methods; each method's learning rate chosen by `fpt-hf sweep` over
@@ -134,17 +135,17 @@ def finished_run(task: str, method: str, seed: int) -> Path | None:
 
 
 def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | None, sweep_only: bool = False) -> None:
-    """Sweep (resumes), then train each seed at the best rate (skips seeds already done)."""
+    """Sweep (resumes; widened by the edge rule), then train each seed at the best rate (skips seeds already done)."""
     env = {**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
-    rates = candidate_rates(task)
-    for extension in range(MAX_EXTENSIONS + 1):
-        if not rates_swept(task, method, rates):
-            _run(sweep_command(task, method, data_root, rates), env)
-        wider = extended_rates(rates, best_rate(task, method))
-        if wider == rates or extension == MAX_EXTENSIONS:
+    for _ in range(MAX_EXTENSIONS + 2):
+        rates = next_sweep(task, method)
+        if rates is None:
             break
-        print(f"{task} {method}: the best rate {best_rate(task, method):g} is at the end of {rates}; sweeping {wider}", flush=True)
-        rates = wider
+        if rates != candidate_rates(task):
+            print(f"{task} {method}: the best rate {best_rate(task, method):g} sits at an end of the swept ones; sweeping {rates}", flush=True)
+        _run(sweep_command(task, method, data_root, rates), env)
+    else:
+        raise RuntimeError(f"{task} {method}: the sweep in {sweep_dir(task, method)} did not record the rates {rates}.")
     rate = best_rate(task, method)
     for seed in [] if sweep_only else seeds if seeds is not None else seeds_for(task, method):
         done = finished_run(task, method, seed)
@@ -152,6 +153,21 @@ def run_cell(task: str, method: str, seeds: list[int] | None, data_root: str | N
             print(f"skip {task} {method} seed {seed}: {done}", flush=True)
             continue
         _run(train_command(task, method, seed, rate, data_root), env)
+
+
+def next_sweep(task: str, method: str) -> list[float] | None:
+    """The rates the cell's next sweep call covers (the three around the paper's, plus any the edge rule adds), or None
+    when the sweep is complete."""
+    rates = candidate_rates(task)
+    for extension in range(MAX_EXTENSIONS + 1):
+        if not rates_swept(task, method, rates):
+            return rates
+        best = best_rate(task, method)  # past an end of `rates` when an earlier call already widened them that way
+        wider = extended_rates(rates, max(rates) if best >= max(rates) else min(rates) if best <= min(rates) else best)
+        if wider == rates or extension == MAX_EXTENSIONS:
+            return None
+        rates = wider
+    return None
 
 
 def _run(command: list[str], env: dict) -> None:
@@ -172,6 +188,37 @@ def extended_rates(rates: list[float], best: float) -> list[float]:
     if best == min(rates):
         return [float(f"{min(rates) / step:.3g}"), *rates]
     return rates
+
+
+def last_checkpoint(task: str, method: str, seed: int, learning_rate: float) -> int | None:
+    steps = [int(p.name.split("-")[1]) for p in run_dir(task, method, seed, learning_rate).glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
+    return max(steps) if steps else None
+
+
+def status(tasks=None, methods=None) -> str:
+    """Where each cell stands: its sweep (validation accuracy per rate), the chosen rate, the seeds done and what comes
+    next (a sweep, a run resuming from its checkpoint, a new run), as a Markdown table."""
+    lines = ["| task | method | sweep: rate -> validation % | rate | done | next |", "|---|---|---|---|---|---|"]
+    for task in tasks or TASKS:
+        for method in methods or METHODS:
+            path = sweep_dir(task, method) / "sweep.json"
+            rows = json.loads(path.read_text())["by_learning_rate"] if path.exists() else []
+            swept = ", ".join(f"{r['learning_rate']:g}: {100 * r['mean']:.2f}" for r in sorted(rows, key=lambda r: r["learning_rate"]) if r["mean"] is not None)
+            pending, rate = next_sweep(task, method), best_rate(task, method)
+            done = {seed: finished_run(task, method, seed) for seed in seeds_for(task, method)}
+            accuracies = [f"seed {seed}: {100 * json.loads(p.read_text())['accuracy']:.2f}" for seed, p in done.items() if p]
+            todo = [seed for seed, p in done.items() if not p]
+            if pending is not None:
+                new = sorted(set(pending) - {r["learning_rate"] for r in rows})
+                step = f"sweep {', '.join(f'{r:g}' for r in new)}"
+            elif todo:
+                checkpoint = last_checkpoint(task, method, todo[0], rate)
+                step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {PROTOCOL[task].steps}" if checkpoint else "")
+            else:
+                step = "done"
+            lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "
+                         f"{'; '.join(accuracies) or '-'} | {step} |")
+    return "\n".join(lines) + "\n"
 
 
 # ----------------------------------------------------------------------------------------------------------- collect
@@ -250,7 +297,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sweep_only", action="store_true", help="run the cells' learning-rate sweeps, not the runs")
     parser.add_argument("--plan", action="store_true", help="print the protocol and the commands, run nothing")
     parser.add_argument("--collect", action="store_true", help="write results/cpu-grid/table.md and curves.png")
+    parser.add_argument("--status", action="store_true", help="print where each cell stands and what it runs next, run nothing")
     args = parser.parse_args(argv)
+    if args.status:
+        print(status(args.tasks or TASKS, args.methods))
+        return
     if args.plan:
         for task in args.tasks or TASKS:
             budget = PROTOCOL[task]

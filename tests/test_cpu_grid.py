@@ -96,3 +96,22 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
     swept.clear()
     grid.run_cell("bit_xor", "fpt", [0], None, sweep_only=True)  # already swept that far: nothing runs again
     assert swept == []
+
+
+def test_status_says_what_each_cell_runs_next(grid, capsys):
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
+    capsys.readouterr()
+    rate = grid.best_rate("bit_xor", "fpt")
+    rows = {line.split(" | ")[1]: line for line in grid.status().splitlines()[2:]}
+    assert set(rows) == set(grid.METHODS)
+    assert "| sweep 0.0003, 0.001, 0.003 |" in rows["lstm"] and f"| {rate:g} |" in rows["fpt"]
+    assert rows["fpt"].endswith("| - | seed 0 |") and rows["fpt"].count(": ") == 3  # three swept rates, nothing trained
+    (grid.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").mkdir(parents=True)  # a run cut off after step 2
+    assert "seed 0, resumes at step 2 of 4 |" in grid.status(methods=["fpt"])
+    (grid.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").rmdir()  # an empty stand-in: the runs below start afresh
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
+    capsys.readouterr()
+    line = grid.status(methods=["fpt"]).splitlines()[2]
+    assert line.endswith("| done |") and "seed 0: " in line and "seed 1: " in line
+    grid.main(["--status"])
+    assert "| bit_xor | fpt |" in capsys.readouterr().out
