@@ -104,7 +104,8 @@ def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: flo
 
 def run_argv(cell: Cell, backbone: str, layers: int | None, data_root: str | None, results_dir: str, output_root: str,
              seed: int, extra: list[str]) -> list[str]:
-    """`fpt-hf train` flags of one cell: the paper's recipe with the planned batch, lr and steps, bf16 and SDPA."""
+    """`fpt-hf train` flags of one cell: the paper's recipe with the planned batch, lr and steps, bf16 and SDPA, and
+    length-grouped batches for variable-length tasks."""
     from fpt_hf.tasks import get_task
 
     task = get_task(cell.task)
@@ -120,6 +121,8 @@ def run_argv(cell: Cell, backbone: str, layers: int | None, data_root: str | Non
         argv += ["--num_backbone_layers", str(layers)] if layers else []
     if data_root and not task.generated:
         argv += ["--data_dir", str(Path(data_root) / folder)]
+    if task.variable_length:  # the one departure from the paper's recipe (docs/gpu.md): batches of 32 random ListOps rows
+        argv += ["--train_sampling_strategy", "group_by_length", "--length_column_name", "length"]  # pad to 1.8x their tokens
     return argv + list(extra)
 
 
