@@ -221,3 +221,22 @@ def test_train_still_fails_loudly_on_divergence(gpt2_dir, tmp_path):
     with pytest.raises(FloatingPointError, match="Training diverged"):
         run_training(*parse_args([*_train_argv(gpt2_dir, data, steps=4, extra=["--eval_steps", "2"]), "--learning_rate", "1e30",
                                   "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "results")]))
+
+
+def test_tied_rates_keep_the_one_nearest_the_paper_rate():
+    """A sweep where every rate scores the same (remote homology's LSTM at 200 steps: 6.99% at all five) carries no
+    signal; the tie goes to the paper's rate, not to the smallest rate swept (which the edge rule would then push lower)."""
+    from fpt_hf.sweep import best_row, format_table
+
+    def row(rate, mean, diverged=0):
+        return {"learning_rate": rate, "mean": mean, "std": None, "n": 1, "diverged": diverged}
+
+    tied = [row(r, 0.0699) for r in (3.33e-6, 1e-5, 3e-5, 1e-4, 3e-4)]
+    assert best_row(tied)["learning_rate"] == 3.33e-6  # without a preference: the first, as before
+    assert best_row(tied, prefer=1e-4)["learning_rate"] == 1e-4
+    assert best_row(tied, prefer=2e-4)["learning_rate"] == 3e-4  # nearest on a log scale
+    better = [*tied[:4], row(3e-4, 0.0700)]
+    assert best_row(better[::-1], prefer=1e-5)["learning_rate"] == 3e-4  # accuracy first, closeness only breaks ties
+    assert best_row([row(1e-3, 0.9, diverged=1), row(1e-4, 0.5)], prefer=1e-3)["learning_rate"] == 1e-4
+    marked = [line for line in format_table(tied, "selection", prefer=1e-4).splitlines() if "<- best" in line]
+    assert len(marked) == 1 and marked[0].strip().startswith("0.0001")

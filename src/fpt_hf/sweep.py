@@ -176,13 +176,18 @@ def summarize(records: list[dict]) -> list[dict]:
     return rows
 
 
-def best_row(rows: list[dict]) -> dict:
-    """The rate with the best mean accuracy among those where no seed diverged (else the best of the rest)."""
-    return max(rows, key=lambda row: (row["diverged"] == 0, -1.0 if row["mean"] is None else row["mean"]))
+def best_row(rows: list[dict], prefer: float | None = None) -> dict:
+    """The rate with the best mean accuracy among those where no seed diverged (else the best of the rest). Rates that
+    tie (equal accuracy: the sweep tells them apart no better than not at all) go to the one nearest `prefer` (the task's
+    paper rate) on a log scale, so a sweep without signal keeps the paper's rate rather than the smallest one swept."""
+    def closeness(row):
+        return -abs(math.log(row["learning_rate"] / prefer)) if prefer else 0.0
+
+    return max(rows, key=lambda row: (row["diverged"] == 0, -1.0 if row["mean"] is None else row["mean"], closeness(row)))
 
 
-def format_table(rows: list[dict], split: str) -> str:
-    best = best_row(rows)
+def format_table(rows: list[dict], split: str, prefer: float | None = None) -> str:
+    best = best_row(rows, prefer)
     lines = [f"{'learning rate':>14}  {split + ' accuracy %':>22}  seeds", f"{'-' * 14}  {'-' * 22}  -----"]
     for row in rows:
         value = "-" if row["mean"] is None else f"{100 * row['mean']:.2f}" + ("" if row["std"] is None else f" ± {100 * row['std']:.2f}")
@@ -302,8 +307,8 @@ def run_seed(optuna, storage, fpt_args, training_args, seed: int, rates: list[fl
 def sweep_summary(records: list[dict], fpt_args, training_args, train_argv: list[str], rates, lr_range, seeds, settings) -> dict:
     """`sweep.json`: every trial, accuracy per rate over seeds, the best rate and the `fpt-hf train` command for it."""
     rows = summarize(records)
-    best = best_row(rows)
     task = fpt_args.resolve_task()
+    best = best_row(rows, prefer=task.recipe.learning_rate)
     command = ["fpt-hf", "train", *train_argv, "--learning_rate", f"{best['learning_rate']:g}"]
     return {
         "task": task.name, "method": fpt_args.method, "backbone": None if fpt_args.method == "lstm" else fpt_args.backbone,
@@ -359,7 +364,7 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     summary["sweep_wall_time_s"] = round(time.time() - started, 1)
     write_json(sweep_dir / "sweep.json", summary)
     figure = plot_sweeps([summary], sweep_dir / "sweep.png")
-    print(f"\n{summary['budget']}; {summary['split']} accuracy per learning rate:\n{format_table(summary['by_learning_rate'], summary['split'])}\n"
+    print(f"\n{summary['budget']}; {summary['split']} accuracy per learning rate:\n{format_table(summary['by_learning_rate'], summary['split'], summary['best']['learning_rate'])}\n"
           f"sweep: {sweep_dir / 'sweep.json'}   figure: {figure}\nbest rate: {summary['train_command']}", flush=True)
     if sweep_args.then_train:
         explicit_dir = any(a == "--output_dir" or a.startswith("--output_dir=") for a in train_argv)
