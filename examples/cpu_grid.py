@@ -162,8 +162,7 @@ def next_sweep(task: str, method: str) -> list[float] | None:
     for extension in range(MAX_EXTENSIONS + 1):
         if not rates_swept(task, method, rates):
             return rates
-        best = best_rate(task, method)  # past an end of `rates` when an earlier call already widened them that way
-        wider = extended_rates(rates, max(rates) if best >= max(rates) else min(rates) if best <= min(rates) else best)
+        wider = extended_rates(rates, best_rate(task, method))
         if wider == rates or extension == MAX_EXTENSIONS:
             return None
         rates = wider
@@ -181,18 +180,24 @@ def rates_swept(task: str, method: str, rates: list[float]) -> bool:
 
 
 def extended_rates(rates: list[float], best: float) -> list[float]:
-    """`rates` plus the next rate past the end where the best one sits (the optimum may lie beyond it); else `rates`."""
+    """`rates` plus the next rate past the end where the best one sits, or beyond which it lies when an earlier call
+    already widened them that way (the optimum may lie further); else `rates`."""
     step = max(rates) / sorted(rates)[-2] if len(rates) > 1 else 3.0
-    if best == max(rates):
+    if best >= max(rates):
         return [*rates, float(f"{max(rates) * step:.3g}")]
-    if best == min(rates):
+    if best <= min(rates):
         return [float(f"{min(rates) / step:.3g}"), *rates]
     return rates
 
 
 def last_checkpoint(task: str, method: str, seed: int, learning_rate: float) -> int | None:
-    steps = [int(p.name.split("-")[1]) for p in run_dir(task, method, seed, learning_rate).glob("checkpoint-*") if p.name.split("-")[1].isdigit()]
-    return max(steps) if steps else None
+    """The step of the checkpoint a cut-off run resumes from (the Trainer's own `get_last_checkpoint`, as `fpt-hf train
+    --resume_from_checkpoint true` finds it), or None."""
+    from transformers.trainer_utils import get_last_checkpoint
+
+    folder = run_dir(task, method, seed, learning_rate)
+    last = get_last_checkpoint(str(folder)) if folder.is_dir() else None
+    return int(Path(last).name.split("-")[1]) if last else None
 
 
 def status(tasks=None, methods=None) -> str:
@@ -300,7 +305,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--status", action="store_true", help="print where each cell stands and what it runs next, run nothing")
     args = parser.parse_args(argv)
     if args.status:
-        print(status(args.tasks or TASKS, args.methods))
+        print(status(args.tasks, args.methods))
         return
     if args.plan:
         for task in args.tasks or TASKS:
