@@ -4,10 +4,10 @@
     python examples/paper_table_gpu.py --dry_run                                   # the plan of all 28 cells in 45 min
     python examples/paper_table_gpu.py --budget_minutes 10 --tasks listops --methods fpt --data_root data   # one lease
 
-The plan gives each (task, method) cell an equal share of the training budget (after the evaluation time is set aside),
+The plan gives each (task, method) cell a share of the training budget (after the evaluation time is set aside),
 picks a GPU-sized batch per task with the paper's learning rate scaled by sqrt(batch / 4) (the paper's batch), and turns
-the share into steps with `--tokens_per_second`, the measured or estimated training throughput of the backbone on this
-device. Runs use the paper's recipe otherwise (`--preset paper`), bf16 compute and SDPA attention, write the usual
+the share into steps: a step takes the longer of its tokens at `--tokens_per_second` and `--step_seconds` (the per-step
+floor of short sequences), both measured on an H200. Runs use the paper's recipe otherwise (`--preset paper`), bf16 compute and SDPA attention, write the usual
 results JSONs (the GPU named in each) and end with the table. docs/gpu.md has the command that starts it on a fresh GPU
 machine and the basis of the default throughput estimate.
 """
@@ -29,16 +29,27 @@ EVAL_ROWS = {"bit_memory": 2000, "bit_xor": 2000, "listops": 4000, "mnist": 1500
              "remote_homology": 2100}
 GPU_BATCH = {"bit_memory": 64, "bit_xor": 256, "listops": 32, "mnist": 128, "cifar10": 128, "cifar10_lra": 32, "remote_homology": 32}
 PAPER_BATCH = 4
-# Share of the training time per task: the long, hard tasks need the most steps; bit XOR is solved in a few hundred.
-TASK_WEIGHT = {"bit_memory": 1.0, "bit_xor": 0.25, "listops": 2.5, "mnist": 1.0, "cifar10": 1.5, "cifar10_lra": 2.5, "remote_homology": 1.25}
+# Share of the training time per task: the long, hard tasks need the most steps. Bit XOR is solved in a few hundred
+# steps, but its steps (batch 256 x 10 tokens) take the per-step floor, as bit memory's do.
+TASK_WEIGHT = {"bit_memory": 1.0, "bit_xor": 1.0, "listops": 2.5, "mnist": 1.0, "cifar10": 1.5, "cifar10_lra": 2.5, "remote_homology": 1.25}
 # Cost per token relative to an fpt step: `full` also computes weight gradients (fwd + 2 bwd matmuls instead of fwd + 1),
 # frozen_random is an fpt step, the LSTM (3 x 768) is a fraction of a 30-layer transformer.
 METHOD_COST = {"fpt": 1.0, "frozen_random": 1.0, "full": 1.5, "lstm": 0.3}
-# Measured (docs/gpu.md, 2026-11-26): ListOps fpt, SmolLM2-135M (30 layers), batch 32, bf16, SDPA, on an H200: about
-# 2.0 steps/s, ~6.6e4 tokens/s, the GPU 100% busy. The default takes a little less, and one rate for every task: the
-# short-sequence tasks run faster per token, so their cells finish early rather than late, and a lease never ends
-# with a cell cut off for lack of time. (The first plan's 3e5, an estimate from the matmul peak, was 4.5x too fast.)
-TOKENS_PER_SECOND = 6.0e4
+# The plan's speed model, measured on an H200 (docs/gpu.md), SmolLM2-135M with all 30 blocks, bf16, SDPA, the paper preset:
+# a step takes the longer of the time its computed tokens (padding included) need at TOKENS_PER_SECOND and STEP_SECONDS.
+# ListOps fpt, 32 random rows padded to 1.82x (60k tokens): ~2.0 steps/s, 1.2e5 tokens/s, GPU 100% busy; CIFAR-10 LRA
+# fpt, 32 x 1024 tokens: 3.70 steps/s, 1.21e5 tokens/s; CIFAR-10 fpt, 128 x 64 tokens: 3.47 steps/s (0.288 s), GPU ~18%
+# busy: a short-sequence step is bound by a per-step floor off the GPU, not by its tokens. The defaults keep a margin.
+TOKENS_PER_SECOND = 1.1e5
+STEP_SECONDS = 0.3
+# Tasks of at most this many tokens train without selective checkpointing: their activations are small, and a short
+# step is bound by per-op overhead, of which selective checkpointing's recompute adds a large share (4.1x the step of no
+# checkpointing on a 30-block model with next to no arithmetic, benchmarks/checkpointing_overhead.py on CPU; not yet
+# timed on a GPU, so the plan keeps STEP_SECONDS).
+SHORT_TOKENS = 256
+# Computed tokens per real token of a length-grouped batch of 32 (Trainer's group_by_length on the training split's
+# lengths; random batches pad ListOps to 1.82x and remote homology to 2.83x).
+PADDING = {"listops": 1.014, "remote_homology": 1.058}
 # Data preparation before a task's first run, once per grid: ListOps is generated (96,000 expressions took ~110 s on the
 # GPU machine's CPU, plus ~20 s to tokenize and save); the others read Parquet in seconds.
 DATA_MINUTES = {"listops": 2.5}
@@ -62,14 +73,23 @@ def data_minutes(tasks) -> float:
     return sum(DATA_MINUTES.get(task, 0.0) for task in set(tasks))
 
 
+def step_seconds(task: str, method: str, batch: int, tokens_per_second: float = TOKENS_PER_SECOND,
+                 floor: float = STEP_SECONDS) -> float:
+    """Seconds per training step: the batch's computed tokens at `tokens_per_second` (scaled by the method's cost), or
+    the per-step `floor` where that is longer (short sequences)."""
+    tokens = batch * TOKENS[task] * PADDING.get(task, 1.0) * METHOD_COST[method]
+    return max(floor, tokens / tokens_per_second)
+
+
 def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second: float = TOKENS_PER_SECOND,
-         overhead_minutes: float = 0.3) -> list[Cell]:
+         overhead_minutes: float = 0.3, floor: float = STEP_SECONDS) -> list[Cell]:
     """Training time per cell in proportion to its task's `TASK_WEIGHT`, after evaluation, per-run overhead (model load)
-    and data preparation (`DATA_MINUTES`) are set aside; steps from the throughput, each method's relative cost and the task's tokens per example."""
+    and data preparation (`DATA_MINUTES`) are set aside; steps from `step_seconds`."""
     from fpt_hf.tasks import get_task
 
-    if budget_minutes <= 0 or tokens_per_second <= 0:
-        raise ValueError(f"budget_minutes and tokens_per_second must be positive, got {budget_minutes} and {tokens_per_second}.")
+    if budget_minutes <= 0 or tokens_per_second <= 0 or floor < 0:
+        raise ValueError(f"budget_minutes and tokens_per_second must be positive and the step floor not negative, got "
+                         f"{budget_minutes}, {tokens_per_second} and {floor}.")
     cells = [(task, method) for task in tasks for method in methods]
     if not cells:
         raise ValueError("No cells to plan: give at least one task and one method.")
@@ -84,14 +104,15 @@ def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second:
     for task, method in cells:
         share = left * TASK_WEIGHT[task] / total_weight
         batch = GPU_BATCH[task]
-        steps = int(share * 60 * tokens_per_second / (batch * TOKENS[task] * METHOD_COST[method]))
+        steps = int(share * 60 / step_seconds(task, method, batch, tokens_per_second, floor))
         lr = get_task(task).recipe.learning_rate * math.sqrt(batch / PAPER_BATCH)
         out.append(Cell(task, method, batch, float(f"{min(lr, 3e-3):.2g}"), steps, share, eval_minutes[task] * METHOD_COST[method]))
     return out
 
 
-def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: float) -> str:
-    lines = [f"plan: {len(cells)} runs in {budget_minutes:g} min at an assumed {tokens_per_second:.3g} training tokens/s", "",
+def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: float, floor: float = STEP_SECONDS) -> str:
+    lines = [f"plan: {len(cells)} runs in {budget_minutes:g} min at an assumed {tokens_per_second:.3g} training tokens/s, "
+             f"{floor:g} s per step at least", "",
              "| task | method | batch | lr | steps | train min | eval min | runs |", "|---|---|---|---|---|---|---|---|"]
     for c in cells:
         runs = "yes" if c.steps >= MIN_STEPS else f"no (< {MIN_STEPS} steps)"
@@ -119,6 +140,8 @@ def run_argv(cell: Cell, backbone: str, layers: int | None, data_root: str | Non
     if cell.method != "lstm":
         argv += ["--backbone", backbone, "--compute_dtype", "bfloat16", "--attn_implementation", "sdpa"]
         argv += ["--num_backbone_layers", str(layers)] if layers else []
+        if TOKENS[cell.task] <= SHORT_TOKENS:  # activation memory is small; selective checkpointing's per-op cost is not
+            argv += ["--selective_checkpointing", "false"]
     if data_root and not task.generated:
         argv += ["--data_dir", str(Path(data_root) / folder)]
     if task.variable_length:  # the one departure from the paper's recipe (docs/gpu.md): batches of 32 random ListOps rows
@@ -135,15 +158,17 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--num_backbone_layers", type=int, default=None, help="default: all (30 for SmolLM2-135M)")
     parser.add_argument("--tokens_per_second", type=float, default=TOKENS_PER_SECOND,
-                        help="training tokens/s of the backbone on this device (the plan's only speed input)")
+                        help="computed training tokens/s (padding included) of the backbone on this device")
+    parser.add_argument("--step_seconds", type=float, default=STEP_SECONDS,
+                        help="the least time of one training step on this device (what short sequences take)")
     parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
     parser.add_argument("--results_dir", default="outputs/gpu-grid/results")
     parser.add_argument("--output_root", default="outputs/gpu-grid")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry_run", action="store_true", help="print the plan and exit")
     args, extra = parser.parse_known_args(argv)
-    cells = plan(args.budget_minutes, args.tasks, args.methods, args.tokens_per_second)
-    print(format_plan(cells, args.budget_minutes, args.tokens_per_second), flush=True)
+    cells = plan(args.budget_minutes, args.tasks, args.methods, args.tokens_per_second, floor=args.step_seconds)
+    print(format_plan(cells, args.budget_minutes, args.tokens_per_second, args.step_seconds), flush=True)
     if args.dry_run:
         return []
     from fpt_hf.results import collect, markdown_table
