@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -111,17 +112,29 @@ class _Crash(TrainerCallback):
             raise KeyboardInterrupt("simulated kill")
 
 
+class _Pause(TrainerCallback):
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == 5:
+            time.sleep(1.0)
+
+
 def test_resume_after_kill_gives_the_same_result(gpt2_dir, tmp_path):
     common = ["--max_steps", "40", "--eval_steps", "20", "--save_steps", "20", "--learning_rate", "3e-3", "--train_size", "500"]
     straight = run_training(*parse_args(_args(tmp_path / "a", gpt2_dir, *common)))
     with pytest.raises(KeyboardInterrupt):
-        run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common)), callbacks=[_Crash()])
+        run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common)), callbacks=[_Crash(), _Pause()])
     checkpoint = tmp_path / "b" / "out" / "checkpoint-20"
     assert (checkpoint / "model.safetensors").exists()
     resumed = run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common, "--resume_from_checkpoint", str(checkpoint))))
     assert resumed["steps"] == straight["steps"] == 40
     assert resumed["metrics"]["test_loss"] == pytest.approx(straight["metrics"]["test_loss"], rel=1e-5)
     assert resumed["accuracy"] == straight["accuracy"]
+    # wall time: the killed process's seconds up to checkpoint-20 (its 1 s pause included) plus the resumed process's
+    state = json.loads((checkpoint / "trainer_state.json").read_text())
+    before = state["stateful_callbacks"]["WallClock"]["attributes"]["elapsed_before_s"]
+    assert before >= 1.0
+    assert resumed["wall_time_s"] == pytest.approx(before + resumed["wall_time_this_process_s"], abs=0.2)
+    assert straight["wall_time_s"] == pytest.approx(straight["wall_time_this_process_s"], abs=0.2)
 
 
 def test_heads_only_trainer_checkpoints(gpt2_dir, tmp_path):

@@ -16,7 +16,6 @@ from datasets import DatasetDict
 from transformers import (
     PreTrainedModel,
     Trainer,
-    TrainerCallback,
     TrainingArguments,
     default_data_collator,
     set_seed,
@@ -24,6 +23,7 @@ from transformers import (
 
 from .arguments import FIXED_TRAINING_ARGS, FPTArguments, parse_args
 from .baselines import LSTMBaseline, LSTMConfig
+from .callbacks import StopOnNonFiniteLoss, WallClock
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
@@ -123,19 +123,6 @@ def make_compute_metrics():
         return metric.compute(predictions=np.asarray(predictions).reshape(len(references), -1), references=np.asarray(references).reshape(len(references), -1))
 
     return compute_metrics
-
-
-class StopOnNonFiniteLoss(TrainerCallback):
-    """Fail loudly when the training loss turns NaN/inf, instead of logging zeros for the rest of the run."""
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        for key in ("loss", "grad_norm"):
-            value = (logs or {}).get(key)
-            if value is not None and not np.isfinite(value):
-                raise FloatingPointError(
-                    f"Training diverged at step {state.global_step}: {key} = {value}. "
-                    "Lower --learning_rate, or check the inputs for extreme values."
-                )
 
 
 def hardware() -> dict:
@@ -255,7 +242,9 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     resume = resolve_resume_checkpoint(training_args)
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
-    trainer, data, selection = build_trainer(args, training_args, callbacks)
+    clock = WallClock.from_checkpoint(resume)
+    clock.started = start
+    trainer, data, selection = build_trainer(args, training_args, [clock, *(callbacks or [])])
     model = trainer.model
     if resume is not None:
         check_resumable(resume, model, training_args.max_steps)
@@ -287,7 +276,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "sink_tokens": args.sink_tokens,
         "compute_dtype": getattr(model.config, "compute_dtype", None),
         "attn_implementation": getattr(model.config, "backbone_attn_implementation", None),
-        "wall_time_s": round(time.time() - start, 1),
+        "wall_time_s": round(clock.elapsed(), 1),  # summed over resumed processes (WallClock)
+        "wall_time_this_process_s": round(time.time() - start, 1),
         "world_size": training_args.world_size,
         "hardware": hardware(),
         "training_args": {k: v for k, v in training_args.to_dict().items() if k in _RECORDED_ARGS},
