@@ -139,3 +139,5 @@ def test_gpu_session_stashes_carried_folders_and_polls_the_log(tmp_path, monkeyp
     assert (out / "log.txt").exists() and (out / "results.tgz").stat().st_size > 0
     wrong = subprocess.run(["bash", script, "launch"], cwd=work, env=env, capture_output=True, text=True)
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
+    early = subprocess.run(["bash", script, "bench", "--steps", "1"], cwd=work, env=env, capture_output=True, text=True)
+    assert early.returncode == 1 and "run '" in early.stderr and "install' first" in early.stderr
