@@ -160,3 +160,15 @@ def test_readme_main_job_writes_where_the_readme_says(gpt2_dir, tmp_path, monkey
     assert result.name == f"bit_xor-fpt-{Path(gpt2_dir).name}-L2-10steps-seed0.json"
     out = capsys.readouterr().out
     assert "(chance 50%)" in out and f"results: outputs/results/{result.name}" in out and "Model: outputs/bit_xor-fpt-seed0/" in out
+
+
+def test_readme_tables_show_what_the_result_files_hold(load_script):
+    """The README's three results tables are copies of the generated ones (examples/sync_readme_tables.py writes them)."""
+    sync = load_script("examples/sync_readme_tables.py")
+    readme = (REPO / "README.md").read_text()
+    for name, path in sync.TABLES.items():
+        assert sync.blocks(readme)[name].strip() == (REPO / path).read_text().strip(), (
+            f"README's {name} differs from {path}: run python examples/sync_readme_tables.py")
+    assert sync.synced(readme) == readme
+    with pytest.raises(ValueError, match="no <!-- gpu-table -->"):
+        sync.blocks(readme.replace("<!-- gpu-table -->", ""))
