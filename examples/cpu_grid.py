@@ -265,7 +265,8 @@ def table(cells: dict) -> str:
 
 
 def curves_figure(cells: dict, path: Path) -> Path:
-    """Validation accuracy vs steps, one panel per task, one line per method (mean over seeds)."""
+    """Accuracy on each run's selection split (validation; remote homology: a slice of train) vs steps, one panel per
+    task, one line per method (mean over seeds)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -281,11 +282,12 @@ def curves_figure(cells: dict, path: Path) -> Path:
             steps = sorted({p["step"] for r in runs for p in r["curve"]})
             mean = [100 * np.mean([p["accuracy"] for r in runs for p in r["curve"] if p["step"] == s]) for s in steps]
             ax.plot(steps, mean, marker=".", label=f"{method} (n={len(runs)})")
-        ax.set_title(task, fontsize=9)
+        splits = sorted({r.get("selection_split") or "validation" for m in METHODS for r in cells.get((task, m), [])})
+        ax.set_title(f"{task} ({', '.join(splits)} split)", fontsize=9)
         ax.set_xlabel("step")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=7)
-    axes[0, 0].set_ylabel("validation accuracy %")
+    axes[0, 0].set_ylabel("accuracy % on the selection split")
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
