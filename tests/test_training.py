@@ -391,3 +391,21 @@ def test_your_own_dataset_refuses_bad_columns_clearly(tmp_path):
     for argv, message in cases:
         with pytest.raises(ValueError, match=message):
             parse_args([*argv, "--use_cpu"])
+
+
+def test_wall_clock_reads_what_a_checkpoint_recorded(tmp_path):
+    """A checkpoint's recorded seconds start the clock; a checkpoint from before the clock existed, or a folder that is not
+    a readable checkpoint, starts it at 0 (the resume itself refuses the latter with its own error)."""
+    from fpt_hf.callbacks import WallClock
+
+    assert WallClock.from_checkpoint(None).elapsed_before_s == 0.0
+    assert WallClock.from_checkpoint(str(tmp_path)).elapsed_before_s == 0.0  # no trainer_state.json
+    (tmp_path / "trainer_state.json").write_text("{not json")
+    assert WallClock.from_checkpoint(str(tmp_path)).elapsed_before_s == 0.0
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"global_step": 20, "stateful_callbacks": {}}))
+    assert WallClock.from_checkpoint(str(tmp_path)).elapsed_before_s == 0.0
+    recorded = WallClock(12.5, started=time.time() - 2.0).state()
+    (tmp_path / "trainer_state.json").write_text(json.dumps({"stateful_callbacks": {"WallClock": recorded}}))
+    clock = WallClock.from_checkpoint(str(tmp_path), started=time.time() - 3.0)
+    assert recorded["attributes"]["elapsed_before_s"] == pytest.approx(14.5, abs=0.2)
+    assert clock.elapsed() == pytest.approx(17.5, abs=0.2)

@@ -30,9 +30,10 @@ class WallClock(TrainerCallback, ExportableState):
     that checkpoint starts its clock from them (`from_checkpoint`). Time after the last checkpoint of a process that was
     cut off is not counted: its work was lost too."""
 
-    def __init__(self, elapsed_before_s: float = 0.0):
+    def __init__(self, elapsed_before_s: float = 0.0, started: float | None = None):
+        """`started`: when this process's share began (`time.time()`; default now)."""
         self.elapsed_before_s = float(elapsed_before_s)
-        self.started = time.time()
+        self.started = time.time() if started is None else started
 
     def elapsed(self) -> float:
         return self.elapsed_before_s + time.time() - self.started
@@ -41,10 +42,14 @@ class WallClock(TrainerCallback, ExportableState):
         return {"args": {}, "attributes": {"elapsed_before_s": round(self.elapsed(), 1)}}
 
     @classmethod
-    def from_checkpoint(cls, checkpoint: str | None) -> WallClock:
-        """A clock that starts from the seconds recorded in `checkpoint` (0 without one, or for a checkpoint of an older run)."""
-        if checkpoint is None:
-            return cls()
-        stored = json.loads(Path(checkpoint, "trainer_state.json").read_text()).get("stateful_callbacks", {}).get(cls.__name__, {})
+    def from_checkpoint(cls, checkpoint: str | None, started: float | None = None) -> WallClock:
+        """A clock that starts from the seconds recorded in `checkpoint`: 0 without one, for a checkpoint of an older run,
+        or for a folder that is not a readable checkpoint (the resume refuses that one with its own error)."""
+        try:
+            state = json.loads(Path(checkpoint, "trainer_state.json").read_text()) if checkpoint else {}
+        except (OSError, json.JSONDecodeError):
+            state = {}
+        stored = state.get("stateful_callbacks", {}).get(cls.__name__, {})
         stored = stored[-1] if isinstance(stored, list) and stored else stored
-        return cls(stored.get("attributes", {}).get("elapsed_before_s", 0.0) if isinstance(stored, dict) else 0.0)
+        before = stored.get("attributes", {}).get("elapsed_before_s", 0.0) if isinstance(stored, dict) else 0.0
+        return cls(before, started)

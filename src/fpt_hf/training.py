@@ -242,8 +242,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     resume = resolve_resume_checkpoint(training_args)
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
-    clock = WallClock.from_checkpoint(resume)
-    clock.started = start
+    clock = WallClock.from_checkpoint(resume, started=start)
     trainer, data, selection = build_trainer(args, training_args, [clock, *(callbacks or [])])
     model = trainer.model
     if resume is not None:
