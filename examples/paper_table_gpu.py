@@ -7,8 +7,8 @@
 The plan gives each (task, method) cell a share of the training budget (after the evaluation time is set aside),
 picks a GPU-sized batch per task with the paper's learning rate scaled by sqrt(batch / 4) (the paper's batch), and turns
 the share into steps: a step takes the longer of its tokens at `--tokens_per_second` and `--step_seconds` (the per-step
-floor of short sequences), both measured on an H200. Runs use the paper's recipe otherwise (`--preset paper`), bf16 compute and SDPA attention, write the usual
-results JSONs (the GPU named in each) and end with the table. docs/gpu.md has the command that starts it on a fresh GPU
+floor of short sequences), both measured on an H200. Runs use the paper's recipe otherwise (`--preset paper`), bf16
+compute and SDPA attention, write the usual results JSONs (the GPU named in each) and end with the table. docs/gpu.md has the command that starts it on a fresh GPU
 machine and the basis of the default throughput estimate.
 """
 
