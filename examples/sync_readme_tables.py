@@ -27,9 +27,11 @@ def blocks(readme: str) -> dict[str, str]:
 
 
 def synced(readme: str) -> str:
-    for name, path in TABLES.items():
-        table = (REPO / path).read_text().rstrip("\n") + "\n"
-        readme = readme.replace(f"<!-- {name} -->\n{blocks(readme)[name]}<!-- /{name} -->", f"<!-- {name} -->\n{table}<!-- /{name} -->")
+    """`readme` with each marked block replaced by its table file (the blocks are read once: replacing one leaves the
+    others' text as it was)."""
+    for name, old in blocks(readme).items():
+        table = (REPO / TABLES[name]).read_text().rstrip("\n") + "\n"
+        readme = readme.replace(f"<!-- {name} -->\n{old}<!-- /{name} -->", f"<!-- {name} -->\n{table}<!-- /{name} -->")
     return readme
 
 
