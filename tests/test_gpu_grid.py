@@ -24,6 +24,8 @@ def test_plan_fits_the_budget_and_scales_with_throughput(load_script):
         grid.plan(1)
     with pytest.raises(ValueError, match="must be positive"):
         grid.plan(0)
+    with pytest.raises(ValueError, match="step floor not negative"):
+        grid.plan(45, floor=-0.1)
 
 
 def test_step_time_model_reproduces_the_measured_h200_steps(load_script, monkeypatch):
@@ -97,6 +99,10 @@ def test_dry_run_prints_the_plan_only(load_script, capsys, tmp_path):
     assert grid.main(["--dry_run", "--results_dir", str(tmp_path / "r")]) == []
     out = capsys.readouterr().out
     assert "| listops | fpt | 32 |" in out and "estimated total" in out and not (tmp_path / "r").exists()
+    grid.main(["--dry_run", "--tasks", "cifar10", "--methods", "fpt", "--step_seconds", "0.6"])
+    slower = capsys.readouterr().out
+    assert "0.6 s per step at least" in slower
+    assert f"| {grid.plan(45, ['cifar10'], ['fpt'], floor=0.6)[0].steps} |" in slower
 
 
 def test_grid_runs_end_to_end_on_cpu(load_script, gpt2_dir, tmp_path, capsys):
