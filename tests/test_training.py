@@ -409,3 +409,43 @@ def test_wall_clock_reads_what_a_checkpoint_recorded(tmp_path):
     clock = WallClock.from_checkpoint(str(tmp_path), started=time.time() - 3.0)
     assert recorded["attributes"]["elapsed_before_s"] == pytest.approx(14.5, abs=0.2)
     assert clock.elapsed() == pytest.approx(17.5, abs=0.2)
+
+
+def test_held_out_rows_are_evaluated_longest_first_with_the_same_predictions(gpt2_dir, tmp_path):
+    """Sorting held-out rows by length cuts the padding an evaluation computes and changes no prediction: every row's
+    prediction equals the one computed on that row alone (no padding at all), and the accuracy is the same."""
+    from datasets import Dataset, DatasetDict
+    from transformers import Trainer, TrainingArguments
+
+    from fpt_hf.collator import FPTDataCollator
+    from fpt_hf.training import longest_first, make_compute_metrics, preprocess_logits_for_metrics
+
+    generator = torch.Generator().manual_seed(0)
+    lengths = torch.randint(3, 60, (64,), generator=generator).tolist()
+    rows = {"inputs": [torch.randint(1, 16, (n,), generator=generator).tolist() for n in lengths],
+            "labels": torch.randint(0, 3, (64,), generator=generator).tolist(), "length": lengths, "row": list(range(64))}
+    data = DatasetDict({"train": Dataset.from_dict(rows), "validation": Dataset.from_dict(rows)})
+    ordered = longest_first(data)
+    assert ordered["train"]["row"] == rows["row"]  # the Trainer's sampler orders training rows
+    assert ordered["validation"]["length"] == sorted(lengths, reverse=True)
+    assert sorted(ordered["validation"]["row"]) == rows["row"]  # nothing lost, nothing repeated
+
+    def padded_tokens(split, batch=8):
+        sizes = split["length"]
+        return sum(len(sizes[i:i + batch]) * max(sizes[i:i + batch]) for i in range(0, len(sizes), batch))
+    assert padded_tokens(ordered["validation"]) < 0.75 * padded_tokens(data["validation"])
+
+    model = FPTModel.from_pretrained(gpt2_dir, vocab_size=16, num_labels=3).eval()
+    alone = {}
+    with torch.no_grad():
+        for row, inputs in zip(rows["row"], rows["inputs"]):
+            alone[row] = int(model(inputs=torch.tensor([inputs])).logits.argmax(-1))
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=str(tmp_path), per_device_eval_batch_size=8, report_to="none",
+                                                          use_cpu=True),
+                      data_collator=FPTDataCollator(), compute_metrics=make_compute_metrics(),
+                      preprocess_logits_for_metrics=preprocess_logits_for_metrics)
+    for split in (data["validation"], ordered["validation"]):
+        output = trainer.predict(split.remove_columns(["length", "row"]))
+        assert dict(zip(split["row"], output.predictions.tolist())) == alone
+    expected = sum(alone[r] == label for r, label in zip(rows["row"], rows["labels"])) / 64
+    assert trainer.evaluate(ordered["validation"].remove_columns(["length", "row"]))["eval_accuracy"] == pytest.approx(expected)
