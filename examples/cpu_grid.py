@@ -208,7 +208,8 @@ def status(tasks=None, methods=None) -> str:
         for method in methods or METHODS:
             path = sweep_dir(task, method) / "sweep.json"
             rows = json.loads(path.read_text())["by_learning_rate"] if path.exists() else []
-            swept = ", ".join(f"{r['learning_rate']:g}: {100 * r['mean']:.2f}" for r in sorted(rows, key=lambda r: r["learning_rate"]) if r["mean"] is not None)
+            swept = ", ".join(f"{r['learning_rate']:g}: {100 * r['mean']:.2f}{'*' if r.get('one_class') else ''}"
+                              for r in sorted(rows, key=lambda r: r["learning_rate"]) if r["mean"] is not None)
             pending, rate = next_sweep(task, method), best_rate(task, method)
             done = {seed: finished_run(task, method, seed) for seed in seeds_for(task, method)}
             accuracies = [f"seed {seed}: {100 * json.loads(p.read_text())['accuracy']:.2f}" for seed, p in done.items() if p]
@@ -223,6 +224,8 @@ def status(tasks=None, methods=None) -> str:
                 step = "done"
             lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "
                          f"{'; '.join(accuracies) or '-'} | {step} |")
+    lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
+                 "(measured for trials run since 2026-11-26).")
     return "\n".join(lines) + "\n"
 
 

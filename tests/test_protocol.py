@@ -178,6 +178,6 @@ def test_other_tasks_select_on_validation_and_report_test(gpt2_dir, tmp_path):
     results = run_training(args, training_args, callbacks=[seen])
     assert results["selection_split"] == "validation" and set(results["accuracy_by_split"]) == {"test"}
     assert [p["step"] for p in results["curve"]] == [2, 4]  # the learning curve: one point per evaluation on the selection split
-    assert all(0 <= p["accuracy"] <= 1 for p in results["curve"])
+    assert all(0 <= p["accuracy"] <= 1 and 0 < p["top_prediction_share"] <= 1 for p in results["curve"])
     data = get_task("bit_xor").load(sizes={"train": 64})
     assert seen.rows == {tuple(np.asarray(r["inputs"]).ravel().tolist()) for r in data["validation"]}

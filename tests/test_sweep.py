@@ -52,6 +52,7 @@ def test_grid_sweep_tries_exactly_the_rates_and_picks_the_better_one(gpt2_dir, t
     assert summary["best"]["learning_rate"] == 3e-2 == max(records, key=lambda r: r["accuracy"])["learning_rate"]
     for r in records:  # the curve ends at the budget and the objective is its best point
         assert r["curve"][-1]["step"] == 12 and r["accuracy"] == max(p["accuracy"] for p in r["curve"]) and r["split"] == "validation"
+        assert all(0 < p["top_prediction_share"] <= 1 for p in r["curve"])
     assert (out / "sweep.png").stat().st_size > 1000 and json.loads((out / "sweep.json").read_text())["best"]["learning_rate"] == 3e-2
     printed = capsys.readouterr().out
     assert printed.count("trial lr ") == 2 and "<- best" in printed and "--learning_rate 0.03" in printed
@@ -240,3 +241,19 @@ def test_tied_rates_keep_the_one_nearest_the_paper_rate():
     assert best_row([row(1e-3, 0.9, diverged=1), row(1e-4, 0.5)], prefer=1e-3)["learning_rate"] == 1e-4
     marked = [line for line in format_table(tied, "selection", prefer=1e-4).splitlines() if "<- best" in line]
     assert len(marked) == 1 and marked[0].strip().startswith("0.0001")
+
+
+def test_trials_that_answer_one_class_are_marked():
+    """A trial whose last evaluation predicted one class for every row (ListOps' 40-step trials: 16.60% = the share of
+    class 0, 15.75% = class 9, 7.50% = class 2) scored a class share, not learning: the table says so."""
+    from fpt_hf.sweep import format_table, summarize
+
+    def record(rate, seed, accuracy, share):
+        point = {"step": 40, "accuracy": accuracy, **({} if share is None else {"top_prediction_share": share})}
+        return {"learning_rate": rate, "seed": seed, "accuracy": accuracy, "curve": [point]}
+
+    rows = summarize([record(3e-4, 0, 0.166, 1.0), record(1e-3, 0, 0.1575, 1.0), record(1e-3, 1, 0.30, 0.4),
+                      record(3e-3, 0, 0.075, None)])  # None: recorded before the share was measured
+    assert [r["one_class"] for r in rows] == [1, 1, 0]
+    lines = format_table(rows, "validation").splitlines()[2:]
+    assert "(1 predicting one class)" in lines[0] and "(1 predicting one class)" in lines[1] and "one class" not in lines[2]

@@ -8,6 +8,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
@@ -449,3 +450,20 @@ def test_held_out_rows_are_evaluated_longest_first_with_the_same_predictions(gpt
         assert dict(zip(split["row"], output.predictions.tolist())) == alone
     expected = sum(alone[r] == label for r, label in zip(rows["row"], rows["labels"])) / 64
     assert trainer.evaluate(ordered["validation"].remove_columns(["length", "row"]))["eval_accuracy"] == pytest.approx(expected)
+
+
+def test_accuracy_metric_reports_the_share_of_the_most_predicted_class():
+    from fpt_hf.training import make_compute_metrics
+
+    class Pred:  # what the Trainer passes: predictions (argmax ids) and label_ids
+        def __init__(self, predictions, label_ids):
+            self.predictions, self.label_ids = np.array(predictions), np.array(label_ids)
+
+    compute = make_compute_metrics()
+    constant = compute(Pred([3, 3, 3, 3], [3, 0, 1, 3]))
+    assert constant == {"accuracy": 0.5, "top_prediction_share": 1.0}  # a constant predictor scores its class's share
+    assert compute(Pred([0, 1, 1, 2], [0, 1, 2, 2])) == {"accuracy": 0.75, "top_prediction_share": 0.5}
+    # multi-output rows (bit tasks): every kept output counts, ignored (-100) positions do not
+    assert compute(Pred([[1, 0, 1], [1, 1, 0]], [[1, -100, 1], [0, 1, -100]])) == {"accuracy": 0.75, "top_prediction_share": 1.0}
+    with pytest.raises(ValueError, match="all 4 references are -100"):
+        compute(Pred([1, 0, 1, 1], [-100, -100, -100, -100]))

@@ -92,7 +92,7 @@ class TrialRecorder(TrainerCallback):
         self.trials_dir, self.selection, self.curve, self.started = Path(trials_dir), selection, [], time.time()
 
     def best(self, latest: float | None = None) -> float:
-        return max([acc for _, acc in self.curve] + ([] if latest is None else [latest]))
+        return max([point[1] for point in self.curve] + ([] if latest is None else [latest]))
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.curve, self.started = [], time.time()
@@ -103,7 +103,7 @@ class TrialRecorder(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics and "eval_accuracy" in metrics:
-            self.curve.append((state.global_step, float(metrics["eval_accuracy"])))
+            self.curve.append((state.global_step, float(metrics["eval_accuracy"]), metrics.get("eval_top_prediction_share")))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.curve and state.is_world_process_zero:
@@ -114,7 +114,9 @@ class TrialRecorder(TrainerCallback):
             "learning_rate": args.learning_rate, "seed": args.seed, "trial": state.trial_name, "steps": state.global_step,
             "split": self.selection, "accuracy": None if diverged else self.best(),
             "final_accuracy": None if diverged else self.curve[-1][1], "diverged": diverged,
-            "curve": [{"step": step, "accuracy": acc} for step, acc in self.curve], "wall_time_s": round(time.time() - self.started, 1),
+            "curve": [{"step": step, "accuracy": acc, **({} if share is None else {"top_prediction_share": share})}
+                      for step, acc, share in self.curve],
+            "wall_time_s": round(time.time() - self.started, 1),
         }
         write_json(self.trials_dir / trial_record_name(args.learning_rate, args.seed), record)
         if diverged:
@@ -122,8 +124,9 @@ class TrialRecorder(TrainerCallback):
                   f"{record['wall_time_s']:.0f} s", flush=True)
             return
         at = max(self.curve, key=lambda point: point[1])[0]
+        constant = " (one class for every row: no signal)" if self.curve[-1][2] == 1.0 else ""
         print(f"trial lr {args.learning_rate:.3g} seed {args.seed}: {state.global_step} steps, {self.selection} accuracy "
-              f"{100 * record['final_accuracy']:.2f}% at the end, best {100 * record['accuracy']:.2f}% at step {at}, "
+              f"{100 * record['final_accuracy']:.2f}% at the end{constant}, best {100 * record['accuracy']:.2f}% at step {at}, "
               f"{record['wall_time_s']:.0f} s", flush=True)
 
 
@@ -165,14 +168,16 @@ def plan_trials(study, rates: list[float] | None, n_trials: int) -> int:
 
 def summarize(records: list[dict]) -> list[dict]:
     """Accuracy per learning rate over seeds: mean and std (n >= 2) of the seeds that finished, each seed's value (None:
-    diverged) and how many diverged."""
+    diverged), how many diverged, and how many ended predicting one class for every row (`one_class`: their accuracy is
+    that class's share of the split, not a sign of learning; trials recorded before this was measured count as not)."""
     rows = []
     for lr in sorted({r["learning_rate"] for r in records}):
         runs = sorted((r for r in records if r["learning_rate"] == lr), key=lambda r: r["seed"])
         acc = np.array([r["accuracy"] for r in runs if r["accuracy"] is not None])
         rows.append({"learning_rate": lr, "mean": float(acc.mean()) if len(acc) else None,
                      "std": float(acc.std(ddof=1)) if len(acc) > 1 else None, "n": len(acc), "diverged": len(runs) - len(acc),
-                     "seeds": [r["seed"] for r in runs], "accuracies": [r["accuracy"] for r in runs]})
+                     "seeds": [r["seed"] for r in runs], "accuracies": [r["accuracy"] for r in runs],
+                     "one_class": sum(1 for r in runs if r.get("curve") and r["curve"][-1].get("top_prediction_share") == 1.0)})
     return rows
 
 
@@ -191,7 +196,8 @@ def format_table(rows: list[dict], split: str, prefer: float | None = None) -> s
     lines = [f"{'learning rate':>14}  {split + ' accuracy %':>22}  seeds", f"{'-' * 14}  {'-' * 22}  -----"]
     for row in rows:
         value = "-" if row["mean"] is None else f"{100 * row['mean']:.2f}" + ("" if row["std"] is None else f" ± {100 * row['std']:.2f}")
-        seeds = f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row["diverged"] else "")
+        seeds = (f"{row['n']}" + (f" (+{row['diverged']} diverged)" if row["diverged"] else "")
+                 + (f" ({row['one_class']} predicting one class)" if row.get("one_class") else ""))
         lines.append(f"{row['learning_rate']:>14.3g}  {value:>22}  {seeds}" + ("   <- best" if row is best else ""))
     return "\n".join(lines)
 

@@ -276,7 +276,10 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "accuracy_by_split": {split: metrics[f"{split}_accuracy"] for split in task.reported_splits if f"{split}_accuracy" in metrics},
         "selection_split": selection,
         # the learning curve: accuracy on the selection split at each evaluation while training
-        "curve": [{"step": e["step"], "accuracy": e["eval_accuracy"]} for e in trainer.state.log_history if "eval_accuracy" in e],
+        # (and the share of its most frequent predicted class: 1.0 = one class for every row, a constant predictor)
+        "curve": [{"step": e["step"], "accuracy": e["eval_accuracy"],
+                   **({"top_prediction_share": e["eval_top_prediction_share"]} if "eval_top_prediction_share" in e else {})}
+                  for e in trainer.state.log_history if "eval_accuracy" in e],
         "dropped_rows_over_max_length": getattr(task, "dropped_rows", None) or None,
         "metrics": metrics,
         "steps": trainer.state.global_step,

@@ -1,4 +1,6 @@
-"""Accuracy for FPT tasks: fraction of correct predictions; multi-output rows (bit tasks) count every output."""
+"""Accuracy for FPT tasks: fraction of correct predictions; multi-output rows (bit tasks) count every output.
+Beside it, the share of the most frequent predicted class: 1.0 means the model answered one class for every input (a
+constant predictor, whose accuracy is that class's share of the split, not a sign of learning)."""
 
 import datasets
 import evaluate
@@ -11,6 +13,7 @@ Args:
     references: true class ids, same shape; -100 entries are ignored.
 Returns:
     accuracy (float): in [0, 1].
+    top_prediction_share (float): the share of the most frequent predicted class, in (0, 1]; 1.0 for a constant predictor.
 """
 _CITATION = ""
 
@@ -34,4 +37,7 @@ class Accuracy(evaluate.Metric):
         if predictions.shape != references.shape:
             raise ValueError(f"predictions and references differ in size: {predictions.shape} vs {references.shape}")
         keep = references != -100
-        return {"accuracy": float((predictions[keep] == references[keep]).mean())}
+        if not keep.any():
+            raise ValueError(f"No predictions to score: all {references.size} references are -100 (ignored).")
+        _, counts = np.unique(predictions[keep], return_counts=True)
+        return {"accuracy": float((predictions[keep] == references[keep]).mean()), "top_prediction_share": float(counts.max() / keep.sum())}
