@@ -269,7 +269,8 @@ def table(cells: dict) -> str:
 
 def curves_figure(cells: dict, path: Path) -> Path:
     """Accuracy on each run's selection split (validation; remote homology: a slice of train) vs steps, one panel per
-    task, one line per method (mean over seeds)."""
+    task, one line per method (mean over seeds); a ring where every seed answered one class for every row, a dotted line
+    at the most common class's share (runs since 2026-11-26 record both)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -284,7 +285,15 @@ def curves_figure(cells: dict, path: Path) -> Path:
                 continue
             steps = sorted({p["step"] for r in runs for p in r["curve"]})
             mean = [100 * np.mean([p["accuracy"] for r in runs for p in r["curve"] if p["step"] == s]) for s in steps]
-            ax.plot(steps, mean, marker=".", label=f"{method} (n={len(runs)})")
+            line, = ax.plot(steps, mean, marker=".", label=f"{method} (n={len(runs)})")
+            one_class = [(s, m) for s, m in zip(steps, mean)  # every seed answered one class for every row there
+                         if all(p.get("top_prediction_share") == 1.0 for r in runs for p in r["curve"] if p["step"] == s)]
+            if one_class:
+                ax.plot(*zip(*one_class), "o", mfc="none", color=line.get_color(), ms=7)
+        floors = [r["most_common_class_share"][r["selection_split"]] for m in METHODS for r in cells.get((task, m), [])
+                  if (r.get("most_common_class_share") or {}).get(r.get("selection_split"))]
+        if floors:
+            ax.axhline(100 * np.mean(floors), color="gray", ls=":", lw=1, label="most common class")
         splits = sorted({r.get("selection_split") or "validation" for m in METHODS for r in cells.get((task, m), [])})
         ax.set_title(f"{task} ({', '.join(splits)} split)", fontsize=9)
         ax.set_xlabel("step")

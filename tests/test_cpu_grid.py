@@ -117,3 +117,27 @@ def test_status_says_what_each_cell_runs_next(grid, capsys):
     assert line.endswith("| done |") and "seed 0: " in line and "seed 1: " in line
     grid.main(["--status"])
     assert "| bit_xor | fpt |" in capsys.readouterr().out
+
+
+def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path, monkeypatch):
+    """Runs recorded before 2026-11-26 lack top_prediction_share and most_common_class_share; the figure takes both kinds."""
+    import matplotlib.pyplot as plt
+
+    old = {"selection_split": "validation", "curve": [{"step": 2, "accuracy": 0.5}, {"step": 4, "accuracy": 0.6}]}
+    new = {"selection_split": "validation", "most_common_class_share": {"validation": 0.166, "test": 0.1625},
+           "curve": [{"step": 2, "accuracy": 0.166, "top_prediction_share": 1.0}, {"step": 4, "accuracy": 0.3, "top_prediction_share": 0.4}]}
+    drawn = []
+    real_savefig = plt.Figure.savefig
+
+    def keep(fig, *args, **kwargs):
+        ax = fig.axes[0]
+        drawn.append(([line.get_label() for line in ax.get_lines()], [list(line.get_xdata()) for line in ax.get_lines()],
+                      [line.get_ydata()[0] for line in ax.get_lines() if line.get_label() == "most common class"]))
+        return real_savefig(fig, *args, **kwargs)
+
+    monkeypatch.setattr(plt.Figure, "savefig", keep)
+    grid.curves_figure({("bit_xor", "fpt"): [new], ("bit_xor", "lstm"): [old]}, tmp_path / "curves.png")
+    ((labels, xs, floor),) = drawn
+    assert labels[0] == "fpt (n=1)" and xs[1] == [2]  # fpt's line, then a ring at step 2 only (one class there)
+    assert "lstm (n=1)" in labels and floor == [pytest.approx(16.6)]
+    assert (tmp_path / "curves.png").stat().st_size > 1000

@@ -164,6 +164,9 @@ def test_homology_reports_validation_and_fold_holdout_and_selects_on_neither(gpt
     reported = {tuple(np.asarray(r["inputs"]).ravel().tolist()) for split in ("validation", "test") for r in data[split]}
     train = {tuple(np.asarray(r["inputs"]).ravel().tolist()) for r in data["train"]}
     assert seen.rows and seen.rows <= train and not seen.rows & reported
+    assert set(results["most_common_class_share"]) == {"selection", "validation", "test"}
+    counts = np.bincount(data["validation"]["labels"])
+    assert results["most_common_class_share"]["validation"] == pytest.approx(counts.max() / counts.sum())
 
 
 def test_other_tasks_select_on_validation_and_report_test(gpt2_dir, tmp_path):
@@ -180,4 +183,7 @@ def test_other_tasks_select_on_validation_and_report_test(gpt2_dir, tmp_path):
     assert [p["step"] for p in results["curve"]] == [2, 4]  # the learning curve: one point per evaluation on the selection split
     assert all(0 <= p["accuracy"] <= 1 and 0 < p["top_prediction_share"] <= 1 for p in results["curve"])
     data = get_task("bit_xor").load(sizes={"train": 64})
+    for split in ("validation", "test"):  # the one-class floor, counted independently over every output bit
+        bits = np.concatenate([np.asarray(r["labels"]).ravel() for r in data[split]])
+        assert results["most_common_class_share"][split] == pytest.approx(max(bits.mean(), 1 - bits.mean()))
     assert seen.rows == {tuple(np.asarray(r["inputs"]).ravel().tolist()) for r in data["validation"]}

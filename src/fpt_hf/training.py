@@ -115,6 +115,16 @@ def with_selection_split(task, data, seed: int):
     return DatasetDict({**data, "train": parts["train"], "selection": parts["test"]}), "selection"
 
 
+def most_common_class_share(split) -> float | None:
+    """The share of a split's most common label (multi-output rows count each label; -100 is ignored): the accuracy of
+    answering that class for every row, the floor a learning curve is read against. None for a split without labels."""
+    if "labels" not in (getattr(split, "column_names", None) or ()):
+        return None
+    labels = np.concatenate([np.atleast_1d(np.asarray(row)).ravel() for row in split["labels"]])
+    labels = labels[labels != -100]
+    return float(np.unique(labels, return_counts=True)[1].max() / labels.size) if labels.size else None
+
+
 def _accuracy_metric():
     import evaluate
 
@@ -275,6 +285,9 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "accuracy": metrics.get(f"{task.eval_split}_accuracy"),
         "accuracy_by_split": {split: metrics[f"{split}_accuracy"] for split in task.reported_splits if f"{split}_accuracy" in metrics},
         "selection_split": selection,
+        # what answering one class for every row would score on the splits above (the floor to read them against)
+        "most_common_class_share": {split: most_common_class_share(data[split]) for split in dict.fromkeys([selection, *task.reported_splits])
+                                    if split in data},
         # the learning curve: accuracy on the selection split at each evaluation while training
         # (and the share of its most frequent predicted class: 1.0 = one class for every row, a constant predictor)
         "curve": [{"step": e["step"], "accuracy": e["eval_accuracy"],
