@@ -57,22 +57,26 @@ def main(argv=None) -> dict:
         return Trainer(model=model, args=training_args, data_collator=FPTDataCollator(), compute_metrics=make_compute_metrics(),
                        preprocess_logits_for_metrics=preprocess_logits_for_metrics)
 
+    def sorted_rows(rows):
+        return longest_first({args.split: rows})[args.split]
+
     # what evaluation computes: in the split's order (SequentialSampler: `--preset paper`, `fpt-hf evaluate` before),
-    # longest first (now, every path), and the Trainer's LengthGroupedSampler (the cpu preset's group_by_length)
-    arms = {"as stored": (trainer(sequential_args), sample),
-            "longest first": (trainer(sequential_args), longest_first({args.split: sample})[args.split]),
-            "grouped sampler": (trainer(grouped_args), sample)}
+    # longest first (now, every path), and the Trainer's LengthGroupedSampler (the cpu preset's group_by_length);
+    # each arm: (its trainer, how it orders the rows it is given)
+    arms = {"as stored": (trainer(sequential_args), lambda rows: rows),
+            "longest first": (trainer(sequential_args), sorted_rows),
+            "grouped sampler": (trainer(grouped_args), lambda rows: rows)}
+
     def padding_factor(arm, rows) -> float:
         batches = list(arm.get_eval_dataloader(rows))
         return sum(b["inputs"].numel() for b in batches) / sum(int(b["attention_mask"].sum()) for b in batches)
 
-    padding = {name: padding_factor(arm, rows) for name, (arm, rows) in arms.items()}
-    whole = {"as stored": padding_factor(arms["as stored"][0], split),
-             "longest first": padding_factor(arms["longest first"][0], longest_first({args.split: split})[args.split]),
-             "grouped sampler": padding_factor(arms["grouped sampler"][0], split)}
+    padding = {name: padding_factor(arm, order(sample)) for name, (arm, order) in arms.items()}
+    whole = {name: padding_factor(arm, order(split)) for name, (arm, order) in arms.items()}
     times, accuracy = {name: [] for name in arms}, {}
     for _ in range(args.rounds):
-        for name, (arm, rows) in arms.items():
+        for name, (arm, order) in arms.items():
+            rows = order(sample)
             started = time.perf_counter()
             accuracy[name] = arm.evaluate(rows)["eval_accuracy"]
             times[name].append(time.perf_counter() - started)
@@ -85,6 +89,7 @@ def main(argv=None) -> dict:
     if len(set(accuracy.values())) > 1:
         raise SystemExit(f"the orders disagree on accuracy: {accuracy}")
     return {"padding": padding, "padding_whole_split": whole, "seconds": seconds, "accuracy": accuracy}
+
 
 if __name__ == "__main__":
     main()

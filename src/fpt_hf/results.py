@@ -184,6 +184,15 @@ def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
     return path
 
 
+def curve_point(step: int, metrics: dict) -> dict:
+    """One point of a learning curve, as results JSONs and sweep trials record it, from an evaluation's `eval_*` metrics:
+    the accuracy and, where measured, the share of the most predicted class (1.0 = one class for every row)."""
+    point = {"step": step, "accuracy": float(metrics["eval_accuracy"])}
+    if metrics.get("eval_top_prediction_share") is not None:
+        point["top_prediction_share"] = float(metrics["eval_top_prediction_share"])
+    return point
+
+
 def write_json(path: Path, data: dict) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2, default=str) + "\n")

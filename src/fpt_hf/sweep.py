@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from transformers import Trainer, TrainerCallback
 
-from .results import results_filename, write_json
+from .results import curve_point, results_filename, write_json
 
 logger = logging.getLogger("fpt_hf")
 INSTALL_HINT = 'pip install -e ".[sweep]"  (or: pip install optuna)'
@@ -92,7 +92,7 @@ class TrialRecorder(TrainerCallback):
         self.trials_dir, self.selection, self.curve, self.started = Path(trials_dir), selection, [], time.time()
 
     def best(self, latest: float | None = None) -> float:
-        return max([point[1] for point in self.curve] + ([] if latest is None else [latest]))
+        return max([point["accuracy"] for point in self.curve] + ([] if latest is None else [latest]))
 
     def on_train_begin(self, args, state, control, **kwargs):
         self.curve, self.started = [], time.time()
@@ -103,7 +103,7 @@ class TrialRecorder(TrainerCallback):
 
     def on_evaluate(self, args, state, control, metrics=None, **kwargs):
         if metrics and "eval_accuracy" in metrics:
-            self.curve.append((state.global_step, float(metrics["eval_accuracy"]), metrics.get("eval_top_prediction_share")))
+            self.curve.append(curve_point(state.global_step, metrics))
 
     def on_train_end(self, args, state, control, **kwargs):
         if self.curve and state.is_world_process_zero:
@@ -113,18 +113,16 @@ class TrialRecorder(TrainerCallback):
         record = {
             "learning_rate": args.learning_rate, "seed": args.seed, "trial": state.trial_name, "steps": state.global_step,
             "split": self.selection, "accuracy": None if diverged else self.best(),
-            "final_accuracy": None if diverged else self.curve[-1][1], "diverged": diverged,
-            "curve": [{"step": step, "accuracy": acc, **({} if share is None else {"top_prediction_share": share})}
-                      for step, acc, share in self.curve],
-            "wall_time_s": round(time.time() - self.started, 1),
+            "final_accuracy": None if diverged else self.curve[-1]["accuracy"], "diverged": diverged,
+            "curve": self.curve, "wall_time_s": round(time.time() - self.started, 1),
         }
         write_json(self.trials_dir / trial_record_name(args.learning_rate, args.seed), record)
         if diverged:
             print(f"trial lr {args.learning_rate:.3g} seed {args.seed}: diverged at step {state.global_step} ({diverged}), "
                   f"{record['wall_time_s']:.0f} s", flush=True)
             return
-        at = max(self.curve, key=lambda point: point[1])[0]
-        constant = " (one class for every row: no signal)" if self.curve[-1][2] == 1.0 else ""
+        at = max(self.curve, key=lambda point: point["accuracy"])["step"]
+        constant = " (one class for every row: no signal)" if self.curve[-1].get("top_prediction_share") == 1.0 else ""
         print(f"trial lr {args.learning_rate:.3g} seed {args.seed}: {state.global_step} steps, {self.selection} accuracy "
               f"{100 * record['final_accuracy']:.2f}% at the end{constant}, best {100 * record['accuracy']:.2f}% at step {at}, "
               f"{record['wall_time_s']:.0f} s", flush=True)

@@ -28,7 +28,7 @@ from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .reservoir import cache_features
-from .results import results_filename, results_path, write_json
+from .results import curve_point, results_filename, results_path, write_json
 
 logger = logging.getLogger("fpt_hf")
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
@@ -290,9 +290,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
                                     if split in data},
         # the learning curve: accuracy on the selection split at each evaluation while training
         # (and the share of its most frequent predicted class: 1.0 = one class for every row, a constant predictor)
-        "curve": [{"step": e["step"], "accuracy": e["eval_accuracy"],
-                   **({"top_prediction_share": e["eval_top_prediction_share"]} if "eval_top_prediction_share" in e else {})}
-                  for e in trainer.state.log_history if "eval_accuracy" in e],
+        "curve": [curve_point(e["step"], e) for e in trainer.state.log_history if "eval_accuracy" in e],
         "dropped_rows_over_max_length": getattr(task, "dropped_rows", None) or None,
         "metrics": metrics,
         "steps": trainer.state.global_step,
