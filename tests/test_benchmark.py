@@ -244,3 +244,18 @@ def test_attention_kernels_script_times_every_kernel_and_dtype(capsys, load_scri
     assert lines[0].startswith("causal SDPA forward + backward, 1 x 2 x 32 x 8")
     assert [line.split(":")[0] for line in lines[1:]] == ["bfloat16 flash", "bfloat16 math", "float32 flash", "float32 math"]
     assert all(float(line.split(": ")[1].removesuffix(" s")) > 0 for line in lines[1:])
+
+
+def test_eval_order_benchmark_measures_each_arm_and_agrees_on_accuracy(gpt2_dir, load_script, tmp_path, capsys):
+    from test_protocol import _homology_folder
+
+    bench = load_script("benchmarks/eval_order.py")
+    folder = _homology_folder(tmp_path, rows=(40, 40, 10))
+    out = bench.main(["--task", "remote_homology", "--data_dir", str(folder), "--backbone", str(gpt2_dir), "--layers", "1",
+                      "--rows", "24", "--rounds", "1"])
+    arms = {"as stored", "longest first", "grouped sampler"}
+    assert set(out["padding"]) == set(out["padding_whole_split"]) == set(out["seconds"]) == arms
+    assert len(set(out["accuracy"].values())) == 1  # the order changes no prediction
+    whole = out["padding_whole_split"]
+    assert 1.0 <= whole["longest first"] < whole["as stored"] and whole["longest first"] <= whole["grouped sampler"]
+    assert "longest first: padding" in capsys.readouterr().out
