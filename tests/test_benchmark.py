@@ -195,7 +195,7 @@ def test_bench_pairs_alternate_and_ratios_are_per_pair(monkeypatch):
 
 
 def test_matmul_peak_reports_median_and_spread():
-    from fpt_hf.benchmark import matmul_peak
+    from fpt_hf.probes import matmul_peak
 
     peak = matmul_peak(torch.float32, (64, 32, 48), repeats=3, calls=2)
     assert peak["min"] <= peak["median"] <= peak["max"] and peak["min"] > 0
@@ -222,7 +222,7 @@ def test_cpu_attention_flops_match_the_formula_by_hand(causal):
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fpt_hf.benchmark import count_cpu_attention_flops
+    from fpt_hf.probes import count_cpu_attention_flops
 
     count_cpu_attention_flops()
     count_cpu_attention_flops()  # idempotent

@@ -5,8 +5,8 @@ import torch
 from transformers import AutoModel, LlamaConfig
 
 from fpt_hf import FPTModel
-from fpt_hf.benchmark import HeldActivations
 from fpt_hf.checkpointing import SAVED_OPS, selective_checkpointing_kwargs
+from fpt_hf.probes import HeldActivations
 
 
 def _model(path, checkpointing, attn="eager", dtype="bfloat16", policy="fpt"):

@@ -11,113 +11,19 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import subprocess
 import sys
 import time
 
 import torch
 
+from .probes import HeldActivations, count_cpu_attention_flops, matmul_peak, model_gemm_shape, peak_rss_mb, reset_peak_rss
+
 # checkpointing: False, "selective" (recompute element-wise ops, keep matmul outputs) or "full" (recompute the blocks)
 REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False,
              "checkpointing": False, "prune_final_block": False}
 FAST = {"name": "fpt-hf", "compute_dtype": "bfloat16", "attn": "auto", "optimizer": "fused", "compile": False, "checkpointing": "selective",
         "prune_final_block": True}
-
-
-def matmul_peak(dtype: torch.dtype, shape: tuple[int, int, int] = (2048, 2048, 2048), repeats: int = 5, calls: int = 4) -> dict:
-    """Achieved FLOP/s of `(m, k) @ (k, n)` matmuls in `dtype` on this machine, now: `repeats` timings of `calls` products
-    each after two warm-ups; median, min and max over the repeats. The training scripts pass the model's own GEMM shape
-    (tokens x hidden x intermediate), so the peak is what these matrices can reach, not a square ideal."""
-    import statistics
-
-    m, k, n = shape
-    a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
-    for _ in range(2):
-        a @ b
-    rates = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for _ in range(calls):
-            a @ b
-        rates.append(2 * m * k * n * calls / (time.perf_counter() - start))
-    return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
-
-
-def count_cpu_attention_flops() -> None:
-    """Teach `FlopCounterMode` the CPU flash-attention kernels, which torch's counter skips (it counts the GPU ones):
-    torch's own SDPA formulas, halved for `is_causal` calls (the kernel skips the masked half; explicit masks count
-    in full). Idempotent."""
-    from torch.utils import flop_counter
-
-    aten = torch.ops.aten
-    forward, backward = aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_flash_attention_for_cpu_backward
-    if forward in flop_counter.flop_registry:
-        return
-
-    @flop_counter.register_flop_formula(forward)
-    def _forward(query_shape, key_shape, value_shape, dropout_p=0.0, is_causal=False, *args, out_shape=None, **kwargs) -> int:
-        flops = flop_counter.sdpa_flop_count(query_shape, key_shape, value_shape)
-        return flops // 2 if is_causal else flops
-
-    @flop_counter.register_flop_formula(backward)
-    def _backward(grad_out_shape, query_shape, key_shape, value_shape, out_shape_, logsumexp_shape, dropout_p=0.0,
-                  is_causal=False, *args, out_shape=None, **kwargs) -> int:
-        flops = flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
-        return flops // 2 if is_causal else flops
-
-
-def model_gemm_shape(model, tokens: int) -> tuple[int, int, int]:
-    """(tokens, hidden, intermediate): the feed-forward up-projection, the largest GEMM of a transformer block."""
-    config = model.backbone.config
-    hidden = config.hidden_size
-    return tokens, hidden, getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
-
-
-class HeldActivations:
-    """Counts the bytes a forward pass leaves alive for the backward: every tensor an op creates is tracked by
-    a weak reference to its storage; what is still alive after the forward is what autograd (or a checkpoint
-    cache) holds. Exact and immune to allocator noise, unlike peak RSS.
-
-        with HeldActivations() as held:
-            loss = model(**batch).loss
-        held.megabytes()
-    """
-
-    def __enter__(self):
-        from torch.multiprocessing.reductions import StorageWeakRef
-        from torch.utils._python_dispatch import TorchDispatchMode
-        from torch.utils._pytree import tree_flatten
-
-        storages = self.storages = {}
-
-        class Track(TorchDispatchMode):
-            def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-                out = func(*args, **(kwargs or {}))
-                # an output sharing an input's storage is a view (a weight's transpose is the weight, not new memory)
-                inputs = {t.untyped_storage().data_ptr() for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)}
-                for t in tree_flatten(out)[0]:
-                    if isinstance(t, torch.Tensor) and t.device.type != "meta" and t.untyped_storage().nbytes():
-                        storage = t.untyped_storage()
-                        if storage.data_ptr() in inputs:
-                            continue
-                        known = storages.get(storage.data_ptr())
-                        if known is None or known[0].expired():  # new, or a freed block's address reused
-                            storages[storage.data_ptr()] = (StorageWeakRef(storage), storage.nbytes())
-                return out
-
-        self._mode = Track()
-        self._mode.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        self._mode.__exit__(*exc)
-
-    def bytes(self) -> int:
-        return sum(size for ref, size in self.storages.values() if not ref.expired())
-
-    def megabytes(self) -> float:
-        return self.bytes() / 2**20
 
 
 def build(backbone: str, setting: dict, input_dim: int = 16, num_labels: int = 10, policy: str = "fpt"):
@@ -213,7 +119,7 @@ def worker(spec: dict) -> dict:
         optimizer.zero_grad(set_to_none=True)
     gemm = model_gemm_shape(model, batch * length)
     result["matmul_peak"] = {"float32": matmul_peak(torch.float32, gemm), "bfloat16": matmul_peak(torch.bfloat16, gemm)}  # same conditions
-    _reset_peak_rss()  # from here on, the peak is what the steps themselves need (weights + activations)
+    reset_peak_rss()  # from here on, the peak is what the steps themselves need (weights + activations)
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -222,7 +128,7 @@ def worker(spec: dict) -> dict:
     result["step_times"] = times
     seconds = sum(times) / steps
     result.update(step_s=seconds, samples_per_s=batch / seconds, flops_per_s=result["flops_per_step"] / seconds,
-                  peak_rss_mb=_peak_rss_mb())
+                  peak_rss_mb=peak_rss_mb())
     return result
 
 
@@ -255,34 +161,6 @@ def reservoir_worker(spec: dict) -> dict:
     full_epoch_s = min(timed[1:]) * (n // batch)
     return {"samples": n, "extract_s": extract_s, "cached_epoch_s": cached_epoch_s, "full_epoch_s": full_epoch_s,
             "speedup": full_epoch_s / cached_epoch_s}
-
-
-def _reset_peak_rss() -> None:
-    """Reset the kernel's high-water mark of this process's resident memory (Linux /proc/self/clear_refs)."""
-    import ctypes
-    import gc
-
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except OSError:
-        pass
-    try:
-        with open("/proc/self/clear_refs", "w") as f:
-            f.write("5")
-    except OSError:
-        pass  # not Linux: the peak then includes loading
-
-
-def _peak_rss_mb() -> float:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def run_worker(spec: dict) -> dict:

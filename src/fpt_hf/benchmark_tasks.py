@@ -39,7 +39,7 @@ def worker(spec: dict) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import TrainerCallback
 
-    from .benchmark import count_cpu_attention_flops, matmul_peak, model_gemm_shape
+    from .probes import count_cpu_attention_flops, matmul_peak, model_gemm_shape
     from .tasks import get_task
     from .training import build_trainer, parse_args
 
