@@ -224,8 +224,9 @@ def status(tasks=None, methods=None) -> str:
                 step = "done"
             lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "
                          f"{'; '.join(accuracies) or '-'} | {step} |")
-    lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
-                 "(measured for trials run since 2026-11-26).")
+    if any("*" in line for line in lines[2:]):
+        lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
+                     "(measured for trials run since 2026-11-26).")
     return "\n".join(lines) + "\n"
 
 

@@ -99,6 +99,7 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
 
 
 def test_status_says_what_each_cell_runs_next(grid, capsys):
+    assert "one class for every row" not in grid.status()  # nothing swept, nothing starred: no footnote
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
     capsys.readouterr()
     rate = grid.best_rate("bit_xor", "fpt")
@@ -106,6 +107,7 @@ def test_status_says_what_each_cell_runs_next(grid, capsys):
     assert set(rows) == set(grid.METHODS)
     swept = json.loads((grid.sweep_dir("bit_xor", "fpt") / "sweep.json").read_text())["by_learning_rate"]
     assert rows["fpt"].count("*") == sum(1 for r in swept if r["one_class"])  # trials that answered one class are starred
+    assert ("one class for every row" in grid.status()) == any(r["one_class"] for r in swept)  # the footnote only with a star
     assert "| sweep 0.0003, 0.001, 0.003 |" in rows["lstm"] and f"| {rate:g} |" in rows["fpt"]
     assert rows["fpt"].endswith("| - | seed 0 |") and rows["fpt"].count(": ") == 3  # three swept rates, nothing trained
     (grid.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").mkdir(parents=True)  # a run cut off after step 2
