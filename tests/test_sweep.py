@@ -10,7 +10,8 @@ from transformers import Trainer
 optuna = pytest.importorskip("optuna", reason="optuna (the sweep extra) is not installed")
 
 from fpt_hf.sweep import main as sweep_main  # noqa: E402
-from fpt_hf.sweep import plan_trials, plot_sweeps, run_sweep, sweep_parser  # noqa: E402
+from fpt_hf.sweep import plan_trials, run_sweep, sweep_parser  # noqa: E402
+from fpt_hf.sweep_results import plot_sweeps  # noqa: E402
 
 QUIET = ["--use_cpu", "--report_to", "none", "--disable_tqdm", "true", "--dataloader_pin_memory", "false"]
 
@@ -227,7 +228,7 @@ def test_train_still_fails_loudly_on_divergence(gpt2_dir, tmp_path):
 def test_tied_rates_keep_the_one_nearest_the_paper_rate():
     """A sweep where every rate scores the same (remote homology's LSTM at 200 steps: 6.99% at all five) carries no
     signal; the tie goes to the paper's rate, not to the smallest rate swept (which the edge rule would then push lower)."""
-    from fpt_hf.sweep import best_row, format_table
+    from fpt_hf.sweep_results import best_row, format_table
 
     def row(rate, mean, diverged=0):
         return {"learning_rate": rate, "mean": mean, "std": None, "n": 1, "diverged": diverged}
@@ -246,7 +247,7 @@ def test_tied_rates_keep_the_one_nearest_the_paper_rate():
 def test_trials_that_answer_one_class_are_marked():
     """A trial whose last evaluation predicted one class for every row (ListOps' 40-step trials: 16.60% = the share of
     class 0, 15.75% = class 9, 7.50% = class 2) scored a class share, not learning: the table says so."""
-    from fpt_hf.sweep import format_table, summarize
+    from fpt_hf.sweep_results import format_table, summarize
 
     def record(rate, seed, accuracy, share):
         point = {"step": 40, "accuracy": accuracy, **({} if share is None else {"top_prediction_share": share})}
