@@ -57,11 +57,11 @@ class Budget:
 # would hold ~200 steps and its 2,000-row evaluations ~33 min each. Bit memory keeps the attention-sink token that its
 # 6-block fpt runs needed (docs/results.md). docs/cpu_grid.md records the wall times measured.
 PROTOCOL = {
-    "bit_memory": Budget(steps=6000, batch=16, eval_every=500, transformer_flags=("--sink_tokens", "1")),
+    "bit_memory": Budget(steps=6000, batch=16, eval_every=500, other_seeds=1, transformer_flags=("--sink_tokens", "1")),
     "bit_xor": Budget(steps=500, batch=16, eval_every=50),
     "listops": Budget(steps=400, batch=8, eval_every=200, layers=3, other_seeds=1),
-    "mnist": Budget(steps=25000, batch=16, eval_every=2500),
-    "cifar10": Budget(steps=25000, batch=16, eval_every=2500),
+    "mnist": Budget(steps=25000, batch=16, eval_every=2500, other_seeds=1),
+    "cifar10": Budget(steps=25000, batch=16, eval_every=2500, other_seeds=1),
     "cifar10_lra": Budget(steps=1000, batch=8, eval_every=500, layers=3, other_seeds=1),
     "remote_homology": Budget(steps=2000, batch=8, eval_every=500),
 }
