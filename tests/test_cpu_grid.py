@@ -143,3 +143,11 @@ def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path,
     assert labels[0] == "fpt (n=1)" and xs[1] == [2]  # fpt's line, then a ring at step 2 only (one class there)
     assert "lstm (n=1)" in labels and floor == [pytest.approx(16.6)]
     assert (tmp_path / "curves.png").stat().st_size > 1000
+    # a floor far below the curves (50% against 99%, as on bit memory) is named in the legend, not drawn across the panel
+    high = {"selection_split": "validation", "most_common_class_share": {"validation": 0.5},
+            "curve": [{"step": 500, "accuracy": 0.991}, {"step": 1000, "accuracy": 0.998}]}
+    limits = []
+    monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: limits.append(fig.axes[0].get_ylim()) or keep(fig, *a, **k))
+    grid.curves_figure({("bit_xor", "fpt"): [high]}, tmp_path / "high.png")
+    labels, _, floor = drawn[-1]
+    assert floor == [] and "most common class: 50.0% (below the axis)" in labels and limits[-1][0] > 98
