@@ -1,5 +1,6 @@
 """No silent wrong results, no lost work: every bad input is refused with a message that names it (issue classes 1-8)."""
 
+import numpy as np
 import pytest
 import torch
 
@@ -465,3 +466,31 @@ def test_collator_refuses_ragged_continuous_rows():
 
     with pytest.raises(ValueError, match=r"share one \(tokens, features\) shape .* \[\(3, 2\), \(3, 4\)\]"):
         FPTDataCollator()([{"inputs": torch.zeros(3, 2), "labels": 0}, {"inputs": torch.zeros(3, 4), "labels": 1}])
+
+
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"inputs": [1, 2], "labels": 0.7}, {"inputs": [3], "labels": 2.0}], r"labels \(class indices\) must be integers, got torch.float64 values such as \[0.7\]"),
+        ([{"inputs": [1, 2], "labels": float("nan")}], r"labels .* must be integers, got torch.float64 values such as \[nan\]"),
+        ([{"inputs": [1, 2], "labels": 0}, {"inputs": [1.5, 2.0], "labels": 1}], r"token-id inputs \(1-D rows\) must be integers, .* \[1.5\]"),
+        ([{"inputs": [1, 2], "labels": [0, 1]}, {"inputs": [1], "labels": [1]}], r"labels must have one shape .* \[\(1,\), \(2,\)\]"),
+        ([{"inputs": 5, "labels": 0}], r"1-D token ids or 2-D \(tokens, features\); got shapes \[\(\)\]"),
+    ],
+)
+def test_collator_refuses_what_a_cast_would_change(rows, message):
+    """Before: labels 0.7 -> 0 and token ids 1.5 -> 1 by `.long()`, silently."""
+    from fpt_hf.collator import FPTDataCollator
+
+    with pytest.raises(ValueError, match=message):
+        FPTDataCollator()(rows)
+
+
+def test_collator_keeps_lossless_casts():
+    from fpt_hf.collator import FPTDataCollator
+
+    batch = FPTDataCollator()([{"inputs": np.array([1.0, 2.0]), "labels": 1.0}, {"inputs": [3], "labels": True}])
+    assert batch["inputs"].tolist() == [[1, 2], [3, 0]] and batch["inputs"].dtype == torch.long
+    assert batch["labels"].tolist() == [1, 1] and batch["labels"].dtype == torch.long
+    continuous = FPTDataCollator()([{"inputs": np.full((2, 3), 0.5, dtype=np.float64), "labels": 2}])
+    assert continuous["inputs"].dtype == torch.float32 and continuous["inputs"].eq(0.5).all()
