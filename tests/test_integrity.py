@@ -494,3 +494,18 @@ def test_collator_keeps_lossless_casts():
     assert batch["labels"].tolist() == [1, 1] and batch["labels"].dtype == torch.long
     continuous = FPTDataCollator()([{"inputs": np.full((2, 3), 0.5, dtype=np.float64), "labels": 2}])
     assert continuous["inputs"].dtype == torch.float32 and continuous["inputs"].eq(0.5).all()
+
+
+@pytest.mark.parametrize("config_class", ["FPTConfig", "LSTMConfig"])
+def test_class_names_and_num_labels_must_agree(config_class):
+    """transformers alone keeps `num_labels` and swaps the given names for LABEL_0.. with a warning."""
+    import fpt_hf
+
+    make = (lambda **kw: fpt_hf.FPTConfig(backbone="gpt2", input_dim=3, **kw)) if config_class == "FPTConfig" else \
+        (lambda **kw: LSTMConfig(input_dim=3, **kw))
+    with pytest.raises(ValueError, match=r"num_labels=4 but id2label names 3 classes \(\['a', 'b', 'c'\]"):
+        make(num_labels=4, id2label={0: "a", 1: "b", 2: "c"})
+    with pytest.raises(ValueError, match=r"id2label must name the classes 0..1, got keys \[0, 2\]"):
+        make(id2label={0: "a", 2: "c"})
+    named = make(id2label={"0": "no", "1": "yes"})  # keys as a config.json holds them
+    assert named.num_labels == 2 and named.id2label == {0: "no", 1: "yes"} and named.label2id == {"no": 0, "yes": 1}

@@ -1,12 +1,14 @@
 """The seven tasks against independent computations, and on the real data when it is present."""
 
 import itertools
+import json
 
 import numpy as np
 import pytest
 import torch
 from conftest import SHARED_DATA
 
+from fpt_hf import FPTModel
 from fpt_hf.collator import FPTDataCollator
 from fpt_hf.tasks import get_task, list_tasks
 from fpt_hf.tasks.images import augment, patchify
@@ -148,8 +150,9 @@ def test_listops_dataset_cached_and_collated(tmp_path, monkeypatch):
         assert (batch["inputs"][i, lengths[i]:] == 0).all()
     compat = task.load(sizes={"train": 30, "validation": 5, "test": 5}, progress=False, protocol="paper")
     assert max(len(x) for x in compat["train"][:]["inputs"]) <= 512
-    assert task.model_kwargs() == {"vocab_size": 16, "num_labels": 10}
-    assert task.model_kwargs(protocol="paper") == {"vocab_size": 15, "num_labels": 10}  # pad, 4 operators, 10 digits
+    digits = {"id2label": {d: str(d) for d in range(10)}}  # class d is the answer d
+    assert task.model_kwargs() == {"vocab_size": 16, "num_labels": 10, **digits}
+    assert task.model_kwargs(protocol="paper") == {"vocab_size": 15, "num_labels": 10, **digits}  # pad, 4 operators, 10 digits
     with pytest.raises(ValueError, match="data protocols"):
         task.load(protocol="gpt2")
 
@@ -307,3 +310,18 @@ def test_published_images_are_the_unaugmented_tokens():
     on_access = get_task("mnist").load(SHARED_DATA / "mnist")["test"]
     np.testing.assert_allclose(published[:3]["inputs"], on_access[:3]["inputs"].numpy(), atol=1e-6)
     assert published.features["inputs"].shape == (64, 16)
+
+
+def test_models_of_a_task_name_its_classes(gpt2_dir, tmp_path):
+    """`model_kwargs()` carries the task's class names as `id2label`, so a trained checkpoint (and its Hub copy) says
+    "cat", not LABEL_3; tasks whose classes are only numbered (folds, bits) add nothing."""
+    from fpt_hf import LSTMBaseline, LSTMConfig
+
+    cifar = get_task("cifar10")
+    model = FPTModel.from_pretrained(gpt2_dir, **cifar.model_kwargs())
+    assert model.config.id2label[3] == "cat" and model.config.label2id["truck"] == 9 and model.config.num_labels == 10
+    model.save_pretrained(tmp_path / "ckpt")
+    assert json.loads((tmp_path / "ckpt" / "config.json").read_text())["id2label"]["0"] == "airplane"
+    assert FPTModel.from_pretrained(tmp_path / "ckpt").config.id2label == model.config.id2label
+    assert LSTMBaseline(LSTMConfig(hidden_size=8, **get_task("cifar10_lra").model_kwargs())).config.id2label[9] == "truck"
+    assert "id2label" not in get_task("remote_homology").model_kwargs() and "id2label" not in get_task("bit_xor").model_kwargs()

@@ -467,3 +467,21 @@ def test_accuracy_metric_reports_the_share_of_the_most_predicted_class():
     assert compute(Pred([[1, 0, 1], [1, 1, 0]], [[1, -100, 1], [0, 1, -100]])) == {"accuracy": 0.75, "top_prediction_share": 1.0}
     with pytest.raises(ValueError, match="all 4 references are -100"):
         compute(Pred([1, 0, 1, 1], [-100, -100, -100, -100]))
+
+
+def test_your_own_class_label_names_reach_the_model(tmp_path):
+    """A ClassLabel's names become the model's id2label, and its class count the head's, even where no row holds the
+    last class; data without a ClassLabel keeps numbered classes."""
+    from datasets import ClassLabel, Dataset, DatasetDict, Features, Sequence, Value
+
+    from fpt_hf import LSTMConfig
+    from fpt_hf.tasks.user_data import DatasetTask
+
+    features = Features({"inputs": Sequence(Value("int64")), "labels": ClassLabel(names=["neg", "pos", "unsure"])})
+    rows = {"inputs": [[1, 2], [3], [2, 2, 1]], "labels": [0, 1, 0]}
+    DatasetDict({s: Dataset.from_dict(rows, features=features) for s in ("train", "test")}).save_to_disk(tmp_path / "named")
+    task = DatasetTask(str(tmp_path / "named"))
+    assert task.num_labels == 3 and task.model_kwargs() == {"vocab_size": 4, "num_labels": 3, "id2label": {0: "neg", 1: "pos", 2: "unsure"}}
+    assert LSTMConfig(hidden_size=8, **task.model_kwargs()).label2id["unsure"] == 2
+    plain = _user_parquet(tmp_path / "plain", [[1, 2], [3]], [0, 1])
+    assert "id2label" not in DatasetTask(plain, input_column="x", label_column="y").model_kwargs()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
-from .configuration_fpt import check_head_spec, check_io_spec, check_known_kwargs
+from .configuration_fpt import check_io_spec, check_known_kwargs, head_kwargs
 from .heads import OutputHead, SequenceModelOutput, check_finite_logits, checked_batch, classification_loss, pool
 
 
@@ -50,10 +50,7 @@ class LSTMConfig(PretrainedConfig):
         self.max_length = max_length
         self.initializer_range = initializer_range
         self.validate_inputs = validate_inputs
-        if num_labels is not None:
-            kwargs["num_labels"] = num_labels
-        check_head_spec(kwargs.get("num_labels", 2), output_mode, num_output_tokens, predictions_per_token)  # before id2label exists
-        super().__init__(**kwargs)
+        super().__init__(**head_kwargs(kwargs, num_labels, output_mode, num_output_tokens, predictions_per_token))
 
 
 class LSTMBaseline(PreTrainedModel):

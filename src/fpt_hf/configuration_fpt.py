@@ -66,6 +66,25 @@ def check_head_spec(num_labels, output_mode: str, num_output_tokens, predictions
             raise ValueError(f"{name} must be a positive int, got {value!r}.")
 
 
+def head_kwargs(kwargs: dict, num_labels, output_mode: str, num_output_tokens, predictions_per_token) -> dict:
+    """`PretrainedConfig.__init__` kwargs with the head checked: `num_labels` and the class names (`id2label`) agree
+    (transformers would keep `num_labels` and drop the names, with a warning), and `label2id` is filled in from them."""
+    id2label = kwargs.get("id2label")
+    if id2label is not None:
+        if num_labels is not None and len(id2label) != num_labels:
+            raise ValueError(f"num_labels={num_labels} but id2label names {len(id2label)} classes ({list(id2label.values())[:5]}...); "
+                             "make them agree, or give only one.")
+        if sorted(int(k) for k in id2label) != list(range(len(id2label))):
+            raise ValueError(f"id2label must name the classes 0..{len(id2label) - 1}, got keys {sorted(id2label)}.")
+        num_labels = len(id2label)
+        if kwargs.get("label2id") is None:
+            kwargs["label2id"] = {name: int(i) for i, name in id2label.items()}
+    if num_labels is not None:
+        kwargs["num_labels"] = num_labels
+    check_head_spec(kwargs.get("num_labels", 2), output_mode, num_output_tokens, predictions_per_token)
+    return kwargs
+
+
 def check_io_spec(input_dim: int | None, vocab_size: int | None, output_mode: str) -> None:
     """Validate the input/output fields FPT models and their baselines share."""
     if input_dim is not None and vocab_size is not None:
@@ -229,10 +248,7 @@ class FPTConfig(PretrainedConfig):
         self.initializer_range = initializer_range
         self.validate_inputs = validate_inputs
         self.backbone_fingerprint = backbone_fingerprint
-        if num_labels is not None:
-            kwargs["num_labels"] = num_labels
-        check_head_spec(kwargs.get("num_labels", 2), output_mode, num_output_tokens, predictions_per_token)  # before id2label exists
-        super().__init__(**kwargs)
+        super().__init__(**head_kwargs(kwargs, num_labels, output_mode, num_output_tokens, predictions_per_token))
 
     @property
     def is_discrete(self) -> bool:

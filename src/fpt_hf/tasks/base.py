@@ -44,6 +44,7 @@ class Task:
     # Data preprocessing choices load() and model_kwargs() take as protocol=: "default" is fpt-hf's, "paper" the
     # original code's where they differ (docs/protocol.md lists each difference).
     protocols: tuple[str, ...] = ("default",)
+    class_names: list[str] | tuple[str, ...] | None = None  # the models' id2label (None: classes are only numbered)
 
     def augmented(self, protocol: str = "default", augment: bool | None = None) -> bool:
         """Whether training rows are augmented under these options (image tasks override)."""
@@ -92,6 +93,10 @@ class Task:
     def model_kwargs(self, **options) -> dict:
         """Keyword arguments for `FPTModel.from_pretrained(backbone, **task.model_kwargs())`."""
         raise NotImplementedError
+
+    def label_kwargs(self) -> dict:
+        """`id2label` from `class_names` (so checkpoints and the Hub name the classes), or nothing."""
+        return {"id2label": dict(enumerate(self.class_names))} if self.class_names else {}
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, tokens={self.token_layout!r}, classes={self.num_labels})"

@@ -158,7 +158,7 @@ class MNIST(_ImageTask):
         return {"patch": 4, "mean": [0.1307], "std": [0.3081], "pad_to": None if pad_to_32 is False else 32}
 
     def model_kwargs(self, **options):
-        return {"input_dim": 16, "num_labels": 10}
+        return {"input_dim": 16, "num_labels": 10, **self.label_kwargs()}
 
 
 class CIFAR10(_ImageTask):
@@ -184,7 +184,7 @@ class CIFAR10(_ImageTask):
         return {"patch": 4, "mean": [0.4914, 0.4822, 0.4465], "std": [0.2470, 0.2435, 0.2616]}
 
     def model_kwargs(self, **options):
-        return {"input_dim": 48, "num_labels": 10}
+        return {"input_dim": 48, "num_labels": 10, **self.label_kwargs()}
 
 
 class CIFAR10LRA(CIFAR10):
@@ -204,4 +204,4 @@ class CIFAR10LRA(CIFAR10):
         return {"patch": 1, "mean": [0.4808], "std": [0.2388], "luma": (0.299, 0.587, 0.114)}
 
     def model_kwargs(self, **options):
-        return {"input_dim": 1, "num_labels": 10}
+        return {"input_dim": 1, "num_labels": 10, **self.label_kwargs()}

@@ -127,6 +127,7 @@ class ListOps(Task):
     description = "LRA ListOps: evaluate nested MIN/MAX/MED/SM expressions over digits (answer 0-9)."
     token_layout = "500-2000 token ids (vocab 16: pad, 4 operators, ']', 10 digits), right-padded"
     num_labels = 10
+    class_names = DIGITS
     data_source = "generated (LRA procedure)"
     license = "Apache-2.0 (generated data)"
     citation = "Nangia & Bowman 2018 (ListOps); Tay et al. 2021 (Long Range Arena)"
@@ -192,4 +193,4 @@ class ListOps(Task):
 
     def model_kwargs(self, protocol: str = "default", **options):
         self.check_protocol(protocol)
-        return {"vocab_size": len(PAPER_VOCAB if protocol == "paper" else VOCAB), "num_labels": 10}
+        return {"vocab_size": len(PAPER_VOCAB if protocol == "paper" else VOCAB), "num_labels": 10, **self.label_kwargs()}

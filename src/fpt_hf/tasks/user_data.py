@@ -63,6 +63,12 @@ class DatasetTask(Task):
         if labels.min() < 0:
             raise ValueError(f"--dataset {source!r}: labels must be class ids >= 0, got {labels.min()}.")
         self.num_labels = max(int(labels.max()) + 1, 2)
+        label = raw["train"].features[label_column]
+        if isinstance(label, ClassLabel):  # its names, and its classes even where no row holds the last ones
+            if labels.max() >= label.num_classes:
+                raise ValueError(f"--dataset {source!r}: labels ({label_column!r}) are a ClassLabel of {label.num_classes} classes, "
+                                 f"but a row holds class {labels.max()}.")
+            self.num_labels, self.class_names = max(label.num_classes, 2), list(label.names) if label.num_classes >= 2 else None
         self.feature_size = shapes["features"]
         self.vocab = shapes["vocab"]
         self.token_layout = (f"<= {self.max_tokens} tokens x {self.feature_size} features" if self.continuous
@@ -114,4 +120,4 @@ class DatasetTask(Task):
 
     def model_kwargs(self, **options) -> dict:
         kind = {"input_dim": self.feature_size} if self.continuous else {"vocab_size": self.vocab}
-        return {**kind, "num_labels": self.num_labels}
+        return {**kind, "num_labels": self.num_labels, **self.label_kwargs()}
