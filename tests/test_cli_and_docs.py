@@ -121,6 +121,18 @@ def test_cli_help_lists_commands_and_training_flags(capsys):
     assert "--gradient_accumulation_steps" in capsys.readouterr().out
 
 
+def test_console_script_prints_a_refused_input_as_one_error_line():
+    """`fpt-hf` (`fpt_hf.cli:run`): a ValueError is the message, exit code 2, no traceback; FPT_HF_TRACEBACK=1 keeps it."""
+    command = [sys.executable, "-c", "from fpt_hf.cli import run; run()", "train", "--task", "cifar1"]
+    env = {**os.environ, "FPT_HF_TRACEBACK": "0"}
+    done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.startswith("fpt-hf train: error: Unknown task 'cifar1': expected one of ['bit_memory',")
+    loud = subprocess.run(command, capture_output=True, text=True, env={**env, "FPT_HF_TRACEBACK": "1"}, timeout=120)
+    assert loud.returncode == 1 and "Traceback" in loud.stderr and "ValueError: Unknown task 'cifar1'" in loud.stderr
+    assert 'fpt-hf = "fpt_hf.cli:run"' in (REPO / "pyproject.toml").read_text()
+
+
 def _readme_blocks(language):
     return re.findall(rf"```{language}\n(.*?)```", (REPO / "README.md").read_text(), re.S)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 
@@ -131,5 +132,18 @@ def main(argv: list[str] | None = None) -> None:
     COMMANDS[argv[0]](argv[1:])
 
 
+def run() -> None:
+    """The `fpt-hf` console script: `main`, with a refused input (`ValueError`, which says what was expected and what
+    came) printed as one error line instead of a traceback; `FPT_HF_TRACEBACK=1` shows the traceback."""
+    try:
+        main()
+    except ValueError as err:
+        if os.environ.get("FPT_HF_TRACEBACK") == "1":
+            raise
+        command = f"fpt-hf {sys.argv[1]}" if len(sys.argv) > 1 and sys.argv[1] in COMMANDS else "fpt-hf"
+        print(f"{command}: error: {err}\n(FPT_HF_TRACEBACK=1 shows where it was raised)", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
 if __name__ == "__main__":
-    main()
+    run()
