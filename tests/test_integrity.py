@@ -272,6 +272,10 @@ def test_model_cards_describe_the_method_that_ran(method, says, never):
     assert card.data.base_model == (None if method == "lstm" else "HuggingFaceTB/SmolLM2-135M-Instruct")
     assert build_model_card({**results, "backbone": "/home/me/models/gpt2"}, "me/m").data.base_model is None
     assert build_model_card({**results, "backbone": "openai-community/gpt2"}, "me/m").data.base_model == "openai-community/gpt2"
+    # the card's example loads the class that ran (an LSTM checkpoint is no FPTModel) and says what inputs it takes
+    assert f'{"LSTMBaseline" if method == "lstm" else "FPTModel"}.from_pretrained("me/model")' in card.text
+    assert "# x: 64 tokens x 16 (4x4 patches of the 32x32-padded image)" in card.text
+    assert "# x: (batch, tokens, input_dim) float32" in build_model_card({**results, "task": "my_data"}, "me/m").text
 
 
 def test_pushing_keeps_a_users_own_readme(gpt2_dir, tmp_path, monkeypatch):

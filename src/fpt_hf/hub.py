@@ -28,10 +28,12 @@ Trained with [fpt-hf](https://github.com/fpt-hf/fpt-hf) on **{task}**: {what} Th
 ## Load it
 
 ```python
-from fpt_hf import FPTModel
-model = FPTModel.from_pretrained("{repo_id}")
-logits = model(inputs=x).logits
+from fpt_hf import {model_class}
+model = {model_class}.from_pretrained("{repo_id}")
+logits = model(inputs=x).logits  # x: {inputs}
 ```
+
+`logits.argmax(-1)` gives class ids; `model.config.id2label` names them.
 
 ## Training
 
@@ -60,6 +62,15 @@ def _base_model(backbone: str | None) -> str | None:
     if backbone is None or Path(backbone).exists() or Path(backbone).is_absolute() or backbone.startswith((".", "~")):
         return None
     return backbone
+
+
+def _inputs_text(task: str) -> str:
+    """What `inputs` a model of this task takes, for the card's example."""
+    from .tasks import get_task, list_tasks
+
+    if task in list_tasks():
+        return f"{get_task(task).token_layout}, batched (`fpt-hf` task `{task}`)"
+    return "(batch, tokens, input_dim) float32 or (batch, tokens) token ids, as in training"
 
 
 def build_model_card(results: dict, repo_id: str) -> ModelCard:
@@ -98,6 +109,7 @@ def build_model_card(results: dict, repo_id: str) -> ModelCard:
         card_data=data.to_yaml(), title=repo_id.split("/")[-1], task=results["task"], what=what, holds=holds,
         split=results.get("eval_split"),
         accuracy="n/a" if accuracy is None else f"{100 * accuracy:.2f}%", repo_id=repo_id,
+        model_class="LSTMBaseline" if results["method"] == "lstm" else "FPTModel", inputs=_inputs_text(results["task"]),
         hyperparameters=hyper + f"\n- steps: {results.get('steps')}\n- seed: {results.get('seed')}",
     )
     return ModelCard(text)
