@@ -278,6 +278,16 @@ def test_model_cards_describe_the_method_that_ran(method, says, never):
     assert "# x: (batch, tokens, input_dim) float32" in build_model_card({**results, "task": "my_data"}, "me/m").text
 
 
+def test_an_lstm_checkpoint_is_no_backbone(tmp_path):
+    """FPTModel.from_pretrained(lstm folder) read it as a backbone and failed on a missing input_dim."""
+    LSTMBaseline(LSTMConfig(input_dim=3, num_labels=2, hidden_size=8)).save_pretrained(tmp_path / "lstm")
+    with pytest.raises(ValueError, match=r"holds an LSTM baseline checkpoint, not a backbone .* LSTMBaseline.from_pretrained"):
+        FPTModel.from_pretrained(tmp_path / "lstm")
+    from transformers import AutoModel
+
+    assert isinstance(AutoModel.from_pretrained(tmp_path / "lstm"), LSTMBaseline)
+
+
 def test_pushing_keeps_a_users_own_readme(gpt2_dir, tmp_path, monkeypatch):
     from test_training import _patch_hub
 

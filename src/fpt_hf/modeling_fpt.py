@@ -308,6 +308,9 @@ class FPTModel(FPTPreTrainedModel):
         if backbone is not None:
             raise TypeError("backbone= is for loading FPT checkpoints; to wrap a backbone pass it as the first argument.")
         backbone_config = load_backbone_config(reference, **hub_kwargs)
+        if getattr(backbone_config, "model_type", None) == "fpt-lstm":
+            raise ValueError(f"{reference!r} holds an LSTM baseline checkpoint, not a backbone or an FPT checkpoint: load it with "
+                             "LSTMBaseline.from_pretrained (or AutoModel.from_pretrained after `import fpt_hf`).")
         fpt_config = FPTConfig(backbone=reference, backbone_config=backbone_config, **kwargs)
         model_backbone = None
         if not fpt_config.random_backbone:
