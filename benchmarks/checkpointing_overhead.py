@@ -23,8 +23,8 @@ from fpt_hf.checkpointing import selective_checkpointing_kwargs
 MODES = ("none", "selective", "full")
 
 
-def build(mode: str, backbone: str, layers: int, device: str) -> FPTModel:
-    dtype = "bfloat16" if device == "cuda" else "float32"
+def build(mode: str, backbone: str, layers: int, device: str, dtype: str | None = None, attn: str = "sdpa") -> FPTModel:
+    dtype = dtype or ("bfloat16" if device == "cuda" else "float32")
     if backbone == "tiny":
         from transformers import LlamaConfig
 
@@ -33,7 +33,7 @@ def build(mode: str, backbone: str, layers: int, device: str) -> FPTModel:
         model = FPTModel(FPTConfig(backbone_config=config, input_dim=16, num_labels=10, random_backbone=True, compute_dtype=dtype))
     else:
         model = FPTModel.from_pretrained(backbone, input_dim=16, num_labels=10, num_backbone_layers=layers, compute_dtype=dtype)
-    model.backbone.set_attn_implementation("sdpa")
+    model.backbone.set_attn_implementation(attn)
     if mode == "selective":
         model.activation_checkpointing_enable(activation_checkpointing_kwargs=selective_checkpointing_kwargs())
     elif mode == "full":
@@ -49,11 +49,13 @@ def main(argv=None) -> dict:
     parser.add_argument("--length", type=int, default=8)
     parser.add_argument("--steps", type=int, default=10, help="timed steps per mode, after 2 warm-up steps")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--compute_dtype", choices=("float32", "bfloat16"), help="default: bfloat16 on a GPU, float32 on CPU")
+    parser.add_argument("--attn", choices=("sdpa", "eager"), default="sdpa")
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    models = {mode: build(mode, args.backbone, args.layers, device) for mode in MODES}
+    models = {mode: build(mode, args.backbone, args.layers, device, args.compute_dtype, args.attn) for mode in MODES}
     optimizers = {mode: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-3) for mode, m in models.items()}
     x, y = torch.randn(args.batch, args.length, 16, device=device), torch.randint(0, 10, (args.batch,), device=device)
     times = {mode: [] for mode in MODES}
@@ -70,7 +72,9 @@ def main(argv=None) -> dict:
             if step >= 2:
                 times[mode].append(time.perf_counter() - start)
     medians = {mode: statistics.median(t) for mode, t in times.items()}
-    print(f"{args.backbone}, {args.layers} blocks, batch {args.batch} x {args.length} tokens, {device}, {args.steps} steps per mode")
+    dtype = args.compute_dtype or ("bfloat16" if device == "cuda" else "float32")
+    print(f"{args.backbone}, {args.layers} blocks, batch {args.batch} x {args.length} tokens, {device}, {dtype}, {args.attn} attention, "
+          f"{args.steps} steps per mode")
     for mode in MODES:
         print(f"  {mode:10s} {1000 * medians[mode]:8.1f} ms/step   {medians[mode] / medians['none']:.2f}x no checkpointing")
     return medians

@@ -53,15 +53,16 @@ class Budget:
 
 # Sized so one fpt run (training and its evaluations) stays within ~2.5 h on one core of the 2-core development machine,
 # from the measured 1-thread rates at 6 blocks (docs/performance.md: ListOps 0.31, CIFAR-10 LRA 1.11, remote homology
-# 2.42 training samples/s; MNIST 25,000 steps in 2.3 h). ListOps and CIFAR-10 LRA use 3 blocks: at 6, a ListOps run
+# 2.42 training samples/s; MNIST ~0.57 s per step of 16 on 2026-11-26, so 12,500 steps ~2 h: an earlier 25,000-step run
+# took 2.3 h, but the same steps measured 0.62 s each in the grid, 4.3 h). ListOps and CIFAR-10 LRA use 3 blocks: at 6, a ListOps run
 # would hold ~200 steps and its 2,000-row evaluations ~33 min each. Bit memory keeps the attention-sink token that its
 # 6-block fpt runs needed (docs/results.md). docs/cpu_grid.md records the wall times measured.
 PROTOCOL = {
     "bit_memory": Budget(steps=6000, batch=16, eval_every=500, other_seeds=1, transformer_flags=("--sink_tokens", "1")),
     "bit_xor": Budget(steps=500, batch=16, eval_every=50),
     "listops": Budget(steps=400, batch=8, eval_every=200, layers=3, other_seeds=1),
-    "mnist": Budget(steps=25000, batch=16, eval_every=2500, other_seeds=1),
-    "cifar10": Budget(steps=25000, batch=16, eval_every=2500, other_seeds=1),
+    "mnist": Budget(steps=12500, batch=16, eval_every=1250, other_seeds=1),
+    "cifar10": Budget(steps=12500, batch=16, eval_every=1250, other_seeds=1),
     "cifar10_lra": Budget(steps=1000, batch=8, eval_every=500, layers=3, other_seeds=1),
     "remote_homology": Budget(steps=2000, batch=8, eval_every=500),
 }

@@ -46,9 +46,9 @@ class FPTArguments:
     selective_checkpointing: bool = field(
         default=True,
         metadata={"help": "recompute element-wise ops (norms, softmax, activations) in backward and keep matmul outputs: "
-                          "less activation memory at about the same speed where matmuls dominate a step (1.04x at 16 x 64 "
-                          "tokens on CPU), but a Python cost per op that dominates a short step (up to ~4x; "
-                          "benchmarks/checkpointing_overhead.py); full --activation_checkpointing takes precedence"},
+                          "less activation memory for a Python cost per op (1.02-1.04x a long fp32 CPU step, 1.07-1.12x a "
+                          "bf16 step of <= 121 tokens, up to ~4x a tiny one; benchmarks/checkpointing_overhead.py); the "
+                          "presets turn it on above 256 tokens only; full --activation_checkpointing takes precedence"},
     )
     prune_final_block: bool = field(
         default=True,
@@ -158,9 +158,11 @@ def _preset(name: str, task: Task | str) -> dict:
         "load_best_model_at_end": True,
         "metric_for_best_model": "accuracy",
         "report_to": "tensorboard",
-        # Selective checkpointing (the default) for every length: full recomputation cost CIFAR-10 LRA 1.35x in step time
-        # (docs/performance.md) and selective checkpointing's activations fit easily at these batch sizes.
+        # Selective checkpointing (never full: recomputing everything cost CIFAR-10 LRA 1.35x in step time) only for long
+        # inputs: up to 256 tokens a step's activations are small and the recompute's per-op cost is 7-12% of a bf16 CPU
+        # step (SmolLM2, 6 blocks, 16 x 64 / 16 x 121; docs/performance.md). Gradients are the same either way.
         "activation_checkpointing": False,
+        "selective_checkpointing": task.max_tokens > 256,
         **_batching(task, group_by_length=name != "paper"),
     }
 
