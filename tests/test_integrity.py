@@ -523,3 +523,22 @@ def test_class_names_and_num_labels_must_agree(config_class):
         make(id2label={0: "a", 2: "c"})
     named = make(id2label={"0": "no", "1": "yes"})  # keys as a config.json holds them
     assert named.num_labels == 2 and named.id2label == {0: "no", 1: "yes"} and named.label2id == {"no": 0, "yes": 1}
+
+
+@pytest.mark.parametrize("output_mode", ["last", "first", "mean"])
+@pytest.mark.parametrize("continuous", [False, True])
+def test_lstm_reads_padded_rows_as_the_rows_alone(output_mode, continuous):
+    """The LSTM reads every position: left padding (or a gap) used to feed its state and change the answer, quietly.
+    Now any padding layout gives each row's answer on the row alone, as FPT does."""
+    torch.manual_seed(0)
+    kind = {"input_dim": 3} if continuous else {"vocab_size": 10}
+    model = LSTMBaseline(LSTMConfig(num_labels=3, hidden_size=8, output_mode=output_mode, **kind)).eval()
+    rows = [torch.randn(n, 3) if continuous else torch.randint(1, 10, (n,)) for n in (3, 5, 2)]
+    masks = [[0, 0, 1, 1, 1], [1, 1, 1, 1, 1], [1, 0, 0, 1, 0]]  # left padding, none, a gap and right padding
+    batch = torch.zeros(3, 5, 3) if continuous else torch.zeros(3, 5, dtype=torch.long)
+    for row, mask, values in zip(batch, masks, rows):
+        row[torch.tensor(mask).bool()] = values
+    with torch.no_grad():
+        together = model(inputs=batch, attention_mask=torch.tensor(masks)).logits
+        for i, values in enumerate(rows):
+            torch.testing.assert_close(together[i], model(inputs=values.unsqueeze(0)).logits[0], atol=1e-6, rtol=1e-5)

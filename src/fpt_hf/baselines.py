@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import torch
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
 
@@ -53,6 +54,18 @@ class LSTMConfig(PretrainedConfig):
         super().__init__(**head_kwargs(kwargs, num_labels, output_mode, num_output_tokens, predictions_per_token))
 
 
+def real_tokens_first(inputs: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Each row's real tokens moved, in order, before its padding. An LSTM reads every position, so padding before a
+    real token would change its state; a transformer masks it, and FPT counts positions from the mask, so this gives the
+    LSTM the same view of left-padded (or gapped) rows as of the row alone. Right-padded batches come back as they are."""
+    mask = attention_mask.long()
+    if not bool((mask[:, 1:] > mask[:, :-1]).any()):
+        return inputs, attention_mask
+    order = torch.argsort(1 - mask, dim=1, stable=True)
+    index = order if inputs.dim() == 2 else order.unsqueeze(-1).expand(-1, -1, inputs.shape[-1])
+    return inputs.gather(1, index), attention_mask.gather(1, order)
+
+
 class LSTMBaseline(PreTrainedModel):
     """Input layer -> stacked layer-normalised LSTM -> the same output head as FPT. Everything trains."""
 
@@ -82,6 +95,8 @@ class LSTMBaseline(PreTrainedModel):
     def forward(self, inputs, attention_mask=None, labels=None, output_hidden_states: bool = False) -> SequenceModelOutput:
         if self.config.validate_inputs:
             inputs, attention_mask, labels = checked_batch(self.config, inputs, attention_mask, labels, self.config.max_length)
+        if attention_mask is not None:
+            inputs, attention_mask = real_tokens_first(inputs, attention_mask)
         hidden = self.dropout(self.input_layer(inputs))
         for lstm, norm in zip(self.lstms, self.norms):
             hidden = norm(lstm(hidden)[0])
