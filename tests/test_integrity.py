@@ -1,5 +1,7 @@
 """No silent wrong results, no lost work: every bad input is refused with a message that names it (issue classes 1-8)."""
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -542,3 +544,19 @@ def test_lstm_reads_padded_rows_as_the_rows_alone(output_mode, continuous):
         together = model(inputs=batch, attention_mask=torch.tensor(masks)).logits
         for i, values in enumerate(rows):
             torch.testing.assert_close(together[i], model(inputs=values.unsqueeze(0)).logits[0], atol=1e-6, rtol=1e-5)
+
+
+def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_path):
+    """MNIST under protocol 'paper' is 49 raw patches, under 'default' 64 normalised ones, with the same input_dim: a
+    checkpoint evaluated under the other one gave a quietly lower accuracy. The recorded protocol is now the default,
+    and another one is refused."""
+    from fpt_hf.training import checked_data_protocol, evaluate_checkpoint
+
+    (tmp_path / "paper").mkdir()
+    (tmp_path / "paper" / "results.json").write_text(json.dumps({"task": "mnist", "fpt_args": {"data_protocol": "paper"}}))
+    assert checked_data_protocol(str(tmp_path / "paper"), None) == "paper"
+    assert checked_data_protocol(str(tmp_path / "paper"), "paper") == "paper"
+    assert checked_data_protocol(str(tmp_path), None) == "default"  # nothing recorded (e.g. a Hub id)
+    assert checked_data_protocol(str(tmp_path), "paper") == "paper"
+    with pytest.raises(ValueError, match=r"trained with data protocol 'paper' \(its results.json\); evaluating it with 'default'"):
+        evaluate_checkpoint(str(tmp_path / "paper"), "mnist", data_protocol="default")

@@ -43,7 +43,8 @@ def _evaluate(argv):
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--split", default=None)
-    parser.add_argument("--data_protocol", default="default", help="'default' or 'paper' (as the checkpoint was trained)")
+    parser.add_argument("--data_protocol", default=None,
+                        help="'default' or 'paper'; by default the one the checkpoint was trained with (its results.json)")
     args = parser.parse_args(argv)
     from .training import evaluate_checkpoint
 

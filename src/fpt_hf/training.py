@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -344,12 +345,28 @@ def load_checkpoint(path: str) -> PreTrainedModel:
     return AutoModel.from_pretrained(path)
 
 
+def checked_data_protocol(path: str, data_protocol: str | None) -> str:
+    """The data protocol to evaluate a checkpoint with: the one its training run recorded (results.json in a local
+    checkpoint folder), unless none is recorded ("default" then). Same shapes, other preprocessing (MNIST's 49 raw vs
+    64 normalised patches, CIFAR's std) would give a quietly lower accuracy, so a different one is refused."""
+    record = Path(path) / "results.json"
+    trained = json.loads(record.read_text()).get("fpt_args", {}).get("data_protocol") if record.is_file() else None
+    if data_protocol is None:
+        return trained or "default"
+    if trained is not None and data_protocol != trained:
+        raise ValueError(f"{path!r} was trained with data protocol {trained!r} (its results.json); evaluating it with "
+                         f"{data_protocol!r} would feed it differently preprocessed inputs. Leave --data_protocol out to use {trained!r}.")
+    return data_protocol
+
+
 def evaluate_checkpoint(
     path: str, task_name: str | None = None, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0,
-    data_protocol: str = "default", dataset: str | None = None, input_column: str = "inputs", label_column: str = "labels",
+    data_protocol: str | None = None, dataset: str | None = None, input_column: str = "inputs", label_column: str = "labels",
 ) -> dict:
     """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports), or on a user
-    dataset's (`dataset=`, read as `fpt-hf train --dataset` reads it)."""
+    dataset's (`dataset=`, read as `fpt-hf train --dataset` reads it). `data_protocol`: the preprocessing; by default
+    the one the checkpoint was trained with (its folder's results.json), and another one is refused."""
+    data_protocol = checked_data_protocol(path, data_protocol)
     args = FPTArguments(task=task_name, dataset=dataset, input_column=input_column, label_column=label_column, data_dir=data_dir,
                         task_seed=task_seed, data_protocol=data_protocol)
     task = args.resolve_task()
