@@ -380,8 +380,8 @@ def test_non_integer_layer_and_position_counts(gpt2_dir, value):
 def test_unknown_split_and_missing_split_files(gpt2_dir, tmp_path):
     from datasets import Dataset
 
+    from fpt_hf.evaluation import evaluate_checkpoint
     from fpt_hf.tasks import get_task
-    from fpt_hf.training import evaluate_checkpoint
 
     FPTModel.from_pretrained(gpt2_dir, **get_task("bit_xor").model_kwargs()).save_pretrained(tmp_path / "ckpt")
     with pytest.raises(ValueError, match=r"bit_xor has no split 'holdout': its splits are \['test', 'train', 'validation'\]"):
@@ -550,7 +550,7 @@ def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_p
     """MNIST under protocol 'paper' is 49 raw patches, under 'default' 64 normalised ones, with the same input_dim: a
     checkpoint evaluated under the other one gave a quietly lower accuracy. The recorded protocol is now the default,
     and another one is refused."""
-    from fpt_hf.training import checked_data_protocol, evaluate_checkpoint
+    from fpt_hf.evaluation import checked_data_protocol, evaluate_checkpoint
 
     (tmp_path / "paper").mkdir()
     (tmp_path / "paper" / "results.json").write_text(json.dumps({"task": "mnist", "fpt_args": {"data_protocol": "paper"}}))

@@ -38,7 +38,7 @@ def test_bit_xor_reaches_100_percent(gpt2_dir, tmp_path):
     assert written["accuracy"] == 1.0 and written["steps"] == 300 and written["world_size"] == 1
     assert written["trainable_parameters"] > 0 and written["hardware"]["cpu_count"] >= 1
     # the saved best model reproduces the reported metric through the CLI's evaluate path
-    from fpt_hf.training import evaluate_checkpoint
+    from fpt_hf.evaluation import evaluate_checkpoint
 
     assert evaluate_checkpoint(str(tmp_path / "out"), "bit_xor")["accuracy"] == 1.0
 
@@ -267,7 +267,7 @@ def test_push_to_hub_with_model_card(gpt2_dir, tmp_path, monkeypatch):
     assert card.data.library_name == "fpt-hf" and card.data.base_model is None  # a local folder is no Hub base model
     assert card.data.eval_results[0].metric_value == results["accuracy"]
     assert 'FPTModel.from_pretrained("someone/fpt-xor")' in card.text
-    from fpt_hf.training import evaluate_checkpoint
+    from fpt_hf.evaluation import evaluate_checkpoint
 
     assert evaluate_checkpoint(str(committed), "bit_xor")["accuracy"] == results["accuracy"]
     assert os.path.getsize(committed / "model.safetensors") < 100_000
@@ -283,7 +283,7 @@ def test_failed_push_keeps_local_results(gpt2_dir, tmp_path, monkeypatch):
 
 
 def test_foreign_and_corrupt_checkpoints(gpt2_dir, tmp_path):
-    from fpt_hf.training import evaluate_checkpoint
+    from fpt_hf.evaluation import evaluate_checkpoint
 
     with pytest.raises(ValueError, match="holds a 'gpt2' model, not an fpt-hf checkpoint"):
         evaluate_checkpoint(gpt2_dir, "bit_xor")
@@ -319,7 +319,7 @@ def test_cached_features_train_the_same_head_as_the_backbone_path(gpt2_dir, tmp_
     assert cached["accuracy"] == direct["accuracy"]
     assert cached["metrics"]["test_loss"] == pytest.approx(direct["metrics"]["test_loss"], rel=1e-5)
     # the saved checkpoint is a normal FPT checkpoint: it evaluates on raw inputs
-    from fpt_hf.training import evaluate_checkpoint
+    from fpt_hf.evaluation import evaluate_checkpoint
 
     assert evaluate_checkpoint(str(tmp_path / "cached" / "out"), "bit_xor")["accuracy"] == cached["accuracy"]
 
@@ -373,7 +373,7 @@ def test_train_on_your_own_parquet_dataset(gpt2_dir, tmp_path, kind):
     from fpt_hf.cli import main as cli
 
     cli(["evaluate", str(tmp_path / "out"), "--dataset", folder, "--input_column", "x", "--label_column", "y"])  # same data, same number
-    from fpt_hf.training import evaluate_checkpoint
+    from fpt_hf.evaluation import evaluate_checkpoint
 
     again = evaluate_checkpoint(str(tmp_path / "out"), dataset=folder, input_column="x", label_column="y")
     assert again["task"] == "my_data" and again["split"] == "test" and again["accuracy"] == results["accuracy"]

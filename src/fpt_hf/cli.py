@@ -46,7 +46,7 @@ def _evaluate(argv):
     parser.add_argument("--data_protocol", default=None,
                         help="'default' or 'paper'; by default the one the checkpoint was trained with (its results.json)")
     args = parser.parse_args(argv)
-    from .training import evaluate_checkpoint
+    from .evaluation import evaluate_checkpoint
 
     result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol,
                                  dataset=args.dataset, input_column=args.input_column, label_column=args.label_column)
