@@ -52,8 +52,11 @@ def test_cli_train_and_evaluate(gpt2_dir, tmp_path, capsys):
     assert out[-2].startswith(f"bit_xor / fpt: test accuracy {100 * trained['accuracy']:.2f}% (chance 50%) after 5 steps in ")
     assert out[-1] == f"Model: {tmp_path / 'out'}/   results: {tmp_path / 'results' / f'bit_xor-fpt-{Path(gpt2_dir).name}-5steps-seed42.json'}"
     cli(["evaluate", str(tmp_path / "out"), "--task", "bit_xor"])
-    evaluated = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-    assert evaluated["accuracy"] == trained["accuracy"] and evaluated["split"] == "test"
+    shown = capsys.readouterr().out.strip().splitlines()
+    evaluated = json.loads(shown[-2])
+    assert evaluated["accuracy"] == trained["accuracy"] and evaluated["split"] == "test" and evaluated["data_protocol"] == "default"
+    assert shown[-1] == (f"bit_xor: test accuracy {100 * trained['accuracy']:.2f}% on {evaluated['metrics']['test_samples']:,} rows "
+                         f"({tmp_path / 'out'}, data protocol 'default').")
 
 
 def test_cli_rejects_unknown_command(capsys):

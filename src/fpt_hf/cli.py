@@ -51,6 +51,9 @@ def _evaluate(argv):
     result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol,
                                  dataset=args.dataset, input_column=args.input_column, label_column=args.label_column)
     print(json.dumps(result, default=str))
+    rows = result["metrics"].get(f"{result['split']}_samples")
+    print(f"{result['task']}: {result['split']} accuracy {100 * result['accuracy']:.2f}%"
+          + (f" on {rows:,} rows" if rows else "") + f" ({result['checkpoint']}, data protocol {result['data_protocol']!r}).")
 
 
 def _push(argv):

@@ -68,4 +68,5 @@ def evaluate_checkpoint(
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         metrics = trainer.evaluate(eval_dataset=data[split], metric_key_prefix=split)
-    return {"checkpoint": str(path), "task": task.name, "split": split, "accuracy": metrics[f"{split}_accuracy"], "metrics": metrics}
+    return {"checkpoint": str(path), "task": task.name, "split": split, "accuracy": metrics[f"{split}_accuracy"],
+            "data_protocol": data_protocol, "metrics": {**metrics, f"{split}_samples": len(data[split])}}
