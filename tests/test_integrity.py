@@ -560,3 +560,23 @@ def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_p
     assert checked_data_protocol(str(tmp_path), "paper") == "paper"
     with pytest.raises(ValueError, match=r"trained with data protocol 'paper' \(its results.json\); evaluating it with 'default'"):
         evaluate_checkpoint(str(tmp_path / "paper"), "mnist", data_protocol="default")
+
+
+def test_evaluation_reads_the_data_of_the_seed_the_checkpoint_was_trained_on(gpt2_dir, tmp_path, monkeypatch):
+    """A run with --task_seed 3 reports on seed 3's held-out data; evaluating it on seed 0's gave another number."""
+    import fpt_hf.evaluation as evaluation
+    from fpt_hf.tasks import get_task
+
+    FPTModel.from_pretrained(gpt2_dir, **get_task("bit_xor").model_kwargs()).save_pretrained(tmp_path / "ckpt")
+    (tmp_path / "ckpt" / "results.json").write_text(json.dumps({"fpt_args": {"task_seed": 3, "data_protocol": "default"}}))
+    seeds = []
+
+    def recording(task, args, seed, max_length, training_seed=None):
+        seeds.append((seed, args.task_seed))
+        raise RuntimeError("seen")
+
+    monkeypatch.setattr(evaluation, "load_task_data", recording)
+    for asked, used in ((None, 3), (5, 5)):
+        with pytest.raises(RuntimeError, match="seen"):
+            evaluation.evaluate_checkpoint(str(tmp_path / "ckpt"), "bit_xor", task_seed=asked)
+        assert seeds.pop() == (used, used)

@@ -43,12 +43,14 @@ def _evaluate(argv):
     parser.add_argument("--data_dir", default=None)
     parser.add_argument("--batch_size", type=int, default=64)
     parser.add_argument("--split", default=None)
+    parser.add_argument("--task_seed", type=int, default=None, help="the data's seed; by default the checkpoint's (its results.json), else 0")
     parser.add_argument("--data_protocol", default=None,
                         help="'default' or 'paper'; by default the one the checkpoint was trained with (its results.json)")
     args = parser.parse_args(argv)
     from .evaluation import evaluate_checkpoint
 
-    result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, data_protocol=args.data_protocol,
+    result = evaluate_checkpoint(args.checkpoint, args.task, args.data_dir, args.batch_size, args.split, task_seed=args.task_seed,
+                                 data_protocol=args.data_protocol,
                                  dataset=args.dataset, input_column=args.input_column, label_column=args.label_column)
     print(json.dumps(result, default=str))
     rows = result["metrics"].get(f"{result['split']}_samples")

@@ -27,12 +27,17 @@ def load_checkpoint(path: str) -> PreTrainedModel:
     return AutoModel.from_pretrained(path)
 
 
+def recorded_fpt_args(path: str) -> dict:
+    """The `fpt_args` a checkpoint's training run recorded (results.json in a local checkpoint folder), or {}."""
+    record = Path(path) / "results.json"
+    return json.loads(record.read_text()).get("fpt_args", {}) if record.is_file() else {}
+
+
 def checked_data_protocol(path: str, data_protocol: str | None) -> str:
     """The data protocol to evaluate a checkpoint with: the one its training run recorded (results.json in a local
     checkpoint folder), unless none is recorded ("default" then). Same shapes, other preprocessing (MNIST's 49 raw vs
     64 normalised patches, CIFAR's std) would give a quietly lower accuracy, so a different one is refused."""
-    record = Path(path) / "results.json"
-    trained = json.loads(record.read_text()).get("fpt_args", {}).get("data_protocol") if record.is_file() else None
+    trained = recorded_fpt_args(path).get("data_protocol")
     if data_protocol is None:
         return trained or "default"
     if trained is not None and data_protocol != trained:
@@ -42,13 +47,16 @@ def checked_data_protocol(path: str, data_protocol: str | None) -> str:
 
 
 def evaluate_checkpoint(
-    path: str, task_name: str | None = None, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int = 0,
+    path: str, task_name: str | None = None, data_dir: str | None = None, batch_size: int = 64, split: str | None = None, task_seed: int | None = None,
     data_protocol: str | None = None, dataset: str | None = None, input_column: str = "inputs", label_column: str = "labels",
 ) -> dict:
     """Accuracy of a saved model on a task's full held-out split (default: the split the paper reports), or on a user
     dataset's (`dataset=`, read as `fpt-hf train --dataset` reads it). `data_protocol`: the preprocessing; by default
-    the one the checkpoint was trained with (its folder's results.json), and another one is refused."""
+    the one the checkpoint was trained with (its folder's results.json), and another one is refused. `task_seed` (the
+    generated tasks' data, the image tasks' validation hold-out): by default the recorded one, else 0."""
     data_protocol = checked_data_protocol(path, data_protocol)
+    if task_seed is None:
+        task_seed = recorded_fpt_args(path).get("task_seed", 0)
     args = FPTArguments(task=task_name, dataset=dataset, input_column=input_column, label_column=label_column, data_dir=data_dir,
                         task_seed=task_seed, data_protocol=data_protocol)
     task = args.resolve_task()
