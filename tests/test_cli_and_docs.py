@@ -49,7 +49,10 @@ def test_cli_train_and_evaluate(gpt2_dir, tmp_path, capsys):
     out = capsys.readouterr().out.strip().splitlines()
     trained = json.loads(out[-3])
     assert trained["task"] == "bit_xor" and trained["steps"] == 5
-    assert out[-2].startswith(f"bit_xor / fpt: test accuracy {100 * trained['accuracy']:.2f}% (chance 50%) after 5 steps in ")
+    written = json.loads(next((tmp_path / "results").glob("*.json")).read_text())
+    share = 100 * written["most_common_class_share"]["test"]
+    assert out[-2].startswith(f"bit_xor / fpt: test accuracy {100 * trained['accuracy']:.2f}% (chance 50%; most common class {share:.2f}%")
+    assert " after 5 steps in " in out[-2]
     assert out[-1] == f"Model: {tmp_path / 'out'}/   results: {tmp_path / 'results' / f'bit_xor-fpt-{Path(gpt2_dir).name}-5steps-seed42.json'}"
     cli(["evaluate", str(tmp_path / "out"), "--task", "bit_xor"])
     shown = capsys.readouterr().out.strip().splitlines()
@@ -57,6 +60,15 @@ def test_cli_train_and_evaluate(gpt2_dir, tmp_path, capsys):
     assert evaluated["accuracy"] == trained["accuracy"] and evaluated["split"] == "test" and evaluated["data_protocol"] == "default"
     assert shown[-1] == (f"bit_xor: test accuracy {100 * trained['accuracy']:.2f}% on {evaluated['metrics']['test_samples']:,} rows "
                          f"({tmp_path / 'out'}, data protocol 'default').")
+
+
+def test_train_summary_names_the_floors_an_accuracy_is_read_against():
+    from fpt_hf.cli import _floors
+
+    one_class = {"eval_split": "test", "num_labels": 10, "most_common_class_share": {"test": 0.163},
+                 "metrics": {"test_top_prediction_share": 1.0}}
+    assert _floors(one_class) == "chance 10%; most common class 16.30%; the model answered one class for every row"
+    assert _floors({"eval_split": "valid", "num_labels": 1195, "metrics": {}}) == "chance 0.0837%"
 
 
 def test_cli_rejects_unknown_command(capsys):

@@ -26,10 +26,22 @@ def _train(argv):
     results = main(argv)
     print(json.dumps({k: results[k] for k in ("task", "method", "backbone", "eval_split", "accuracy", "steps")}))
     if "files" in results:  # the main process
-        chance = 100 / results["num_labels"]
-        print(f"{results['task']} / {results['method']}: {results['eval_split']} accuracy {100 * results['accuracy']:.2f}% "
-              f"(chance {chance:.0f}%) after {results['steps']} steps in {results['wall_time_s']:.0f} s.\n"
+        split = results["eval_split"]
+        print(f"{results['task']} / {results['method']}: {split} accuracy {100 * results['accuracy']:.2f}% ({_floors(results)}) "
+              f"after {results['steps']} steps in {results['wall_time_s']:.0f} s.\n"
               f"Model: {results['files']['model']}/   results: {results['files']['results']}")
+
+
+def _floors(results: dict) -> str:
+    """What an accuracy is read against: chance, the most common class's share, and a model that answered one class."""
+    split = results["eval_split"]
+    floors = [f"chance {100 / results['num_labels']:.3g}%"]
+    share = (results.get("most_common_class_share") or {}).get(split)
+    if share is not None:
+        floors.append(f"most common class {100 * share:.2f}%")
+    if results.get("metrics", {}).get(f"{split}_top_prediction_share") == 1.0:
+        floors.append("the model answered one class for every row")
+    return "; ".join(floors)
 
 
 def _evaluate(argv):
