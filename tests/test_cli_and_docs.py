@@ -186,7 +186,7 @@ def test_readme_main_job_writes_where_the_readme_says(gpt2_dir, tmp_path, monkey
     (result,) = (tmp_path / "outputs" / "results").glob("*.json")
     assert result.name == f"bit_xor-fpt-{Path(gpt2_dir).name}-L2-10steps-seed0.json"
     out = capsys.readouterr().out
-    assert "(chance 50%)" in out and f"results: outputs/results/{result.name}" in out and "Model: outputs/bit_xor-fpt-seed0/" in out
+    assert "(chance 50%; most common class " in out and f"results: outputs/results/{result.name}" in out and "Model: outputs/bit_xor-fpt-seed0/" in out
 
 
 def test_readme_tables_show_what_the_result_files_hold(load_script):
