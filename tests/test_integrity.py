@@ -523,6 +523,8 @@ def test_class_names_and_num_labels_must_agree(config_class):
         make(num_labels=4, id2label={0: "a", 1: "b", 2: "c"})
     with pytest.raises(ValueError, match=r"id2label must name the classes 0..1, got keys \[0, 2\]"):
         make(id2label={0: "a", 2: "c"})
+    with pytest.raises(ValueError, match=r"id2label must name the classes 0..1, got keys \['a', 'b'\]"):
+        make(id2label={"a": "x", "b": "y"})
     named = make(id2label={"0": "no", "1": "yes"})  # keys as a config.json holds them
     assert named.num_labels == 2 and named.id2label == {0: "no", 1: "yes"} and named.label2id == {"no": 0, "yes": 1}
 
@@ -560,6 +562,9 @@ def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_p
     assert checked_data_protocol(str(tmp_path), "paper") == "paper"
     with pytest.raises(ValueError, match=r"trained with data protocol 'paper' \(its results.json\); evaluating it with 'default'"):
         evaluate_checkpoint(str(tmp_path / "paper"), "mnist", data_protocol="default")
+    (tmp_path / "paper" / "results.json").write_text("{not json")
+    with pytest.raises(ValueError, match=r"results.json is not a results JSON fpt-hf wrote"):
+        checked_data_protocol(str(tmp_path / "paper"), None)
 
 
 def test_evaluation_reads_the_data_of_the_seed_the_checkpoint_was_trained_on(gpt2_dir, tmp_path, monkeypatch):

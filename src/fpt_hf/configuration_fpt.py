@@ -74,7 +74,7 @@ def head_kwargs(kwargs: dict, num_labels, output_mode: str, num_output_tokens, p
         if num_labels is not None and len(id2label) != num_labels:
             raise ValueError(f"num_labels={num_labels} but id2label names {len(id2label)} classes ({list(id2label.values())[:5]}...); "
                              "make them agree, or give only one.")
-        if sorted(int(k) for k in id2label) != list(range(len(id2label))):
+        if sorted(int(k) if str(k).isdigit() else -1 for k in id2label) != list(range(len(id2label))):
             raise ValueError(f"id2label must name the classes 0..{len(id2label) - 1}, got keys {sorted(id2label)}.")
         num_labels = len(id2label)
         if kwargs.get("label2id") is None:

@@ -30,7 +30,12 @@ def load_checkpoint(path: str) -> PreTrainedModel:
 def recorded_fpt_args(path: str) -> dict:
     """The `fpt_args` a checkpoint's training run recorded (results.json in a local checkpoint folder), or {}."""
     record = Path(path) / "results.json"
-    return json.loads(record.read_text()).get("fpt_args", {}) if record.is_file() else {}
+    if not record.is_file():
+        return {}
+    try:
+        return json.loads(record.read_text()).get("fpt_args", {})
+    except (json.JSONDecodeError, AttributeError) as err:
+        raise ValueError(f"{record} is not a results JSON fpt-hf wrote ({err}); move it away, or it decides nothing.") from err
 
 
 def checked_data_protocol(path: str, data_protocol: str | None) -> str:
