@@ -1,14 +1,27 @@
-"""Trainer callbacks of every `fpt-hf train` run: fail on a diverged loss, and keep a run's wall time across resumes."""
+"""Trainer callbacks of every `fpt-hf train` run: fail on a diverged loss, keep a run's wall time across resumes, and
+record the settings a resume must not change."""
 
 from __future__ import annotations
 
 import json
 import time
+from enum import Enum
 from pathlib import Path
 
 import numpy as np
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
+
+
+def _stored_state(checkpoint: str | None, name: str) -> dict:
+    """What an `ExportableState` callback called `name` saved in `checkpoint`'s trainer_state.json ({} if nothing)."""
+    try:
+        state = json.loads(Path(checkpoint, "trainer_state.json").read_text()) if checkpoint else {}
+    except (OSError, json.JSONDecodeError):
+        return {}
+    stored = state.get("stateful_callbacks", {}).get(name, {})
+    stored = stored[-1] if isinstance(stored, list) and stored else stored
+    return stored if isinstance(stored, dict) else {}
 
 
 class StopOnNonFiniteLoss(TrainerCallback):
@@ -45,11 +58,38 @@ class WallClock(TrainerCallback, ExportableState):
     def from_checkpoint(cls, checkpoint: str | None, started: float | None = None) -> WallClock:
         """A clock that starts from the seconds recorded in `checkpoint`: 0 without one, for a checkpoint of an older run,
         or for a folder that is not a readable checkpoint (the resume refuses that one with its own error)."""
-        try:
-            state = json.loads(Path(checkpoint, "trainer_state.json").read_text()) if checkpoint else {}
-        except (OSError, json.JSONDecodeError):
-            state = {}
-        stored = state.get("stateful_callbacks", {}).get(cls.__name__, {})
-        stored = stored[-1] if isinstance(stored, list) and stored else stored
-        before = stored.get("attributes", {}).get("elapsed_before_s", 0.0) if isinstance(stored, dict) else 0.0
+        before = _stored_state(checkpoint, cls.__name__).get("attributes", {}).get("elapsed_before_s", 0.0)
         return cls(before, started)
+
+
+# A resumed Trainer restores the checkpoint's optimizer (its learning rate and weight decay), schedule, and batches
+# seen; these settings of a resumed run would be silently overridden or would change what the restored state means.
+RESUME_SETTINGS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "warmup_ratio", "weight_decay", "optim", "adam_beta1",
+                   "adam_beta2", "adam_epsilon", "per_device_train_batch_size", "gradient_accumulation_steps", "seed")
+
+
+class RunSettings(TrainerCallback, ExportableState):
+    """The run's `RESUME_SETTINGS`, saved in every checkpoint's trainer_state.json, so a resume can be checked against
+    them (`changed_on_resume`) instead of training on at the checkpoint's learning rate while recording another one."""
+
+    def __init__(self, settings: dict):
+        self.settings = dict(settings)
+
+    @classmethod
+    def of(cls, training_args) -> RunSettings:
+        values = {name: getattr(training_args, name, None) for name in RESUME_SETTINGS}
+        return cls({name: value.value if isinstance(value, Enum) else value for name, value in values.items()})
+
+    def state(self) -> dict:
+        return {"args": {"settings": self.settings}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        # A checkpoint written before this callback existed restores no entry for it, and the Trainer's save indexes
+        # `state.stateful_callbacks[name]` (KeyError at the resumed run's first save): give it one.
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+    def changed_on_resume(self, checkpoint: str) -> dict:
+        """`{setting: (the checkpoint's, this run's)}` for each recorded setting this run changes ({} for a checkpoint
+        that recorded none, e.g. one written before this callback)."""
+        stored = _stored_state(checkpoint, type(self).__name__).get("args", {}).get("settings", {})
+        return {name: (stored[name], value) for name, value in self.settings.items() if name in stored and stored[name] != value}

@@ -25,7 +25,7 @@ from transformers import (
 
 from .arguments import FPTArguments, parse_args
 from .baselines import LSTMBaseline, LSTMConfig
-from .callbacks import StopOnNonFiniteLoss, WallClock
+from .callbacks import RunSettings, StopOnNonFiniteLoss, WallClock
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
@@ -232,8 +232,9 @@ def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     return value
 
 
-def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int) -> None:
-    """Refuse to resume a Trainer checkpoint of another model (backbone weights, method, task head) or past its end."""
+def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int, settings: RunSettings | None = None) -> None:
+    """Refuse to resume a Trainer checkpoint of another model (backbone weights, method, task head), past its end, or
+    with training settings the Trainer would override from the checkpoint (`settings`: this run's)."""
     try:
         saved = json.loads(Path(checkpoint, "config.json").read_text())
         state = json.loads(Path(checkpoint, "trainer_state.json").read_text())
@@ -245,6 +246,12 @@ def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int) -> 
         if key in ours and saved.get(key, ours[key]) != ours[key]:
             raise ValueError(f"Cannot resume from {checkpoint}: it was trained with {key}={saved.get(key)!r}, this run has "
                              f"{key}={ours[key]!r}. Resume with the same backbone, method and task, or start a new --output_dir.")
+    changed = settings.changed_on_resume(checkpoint) if settings is not None else {}
+    if changed:
+        said = ", ".join(f"{name}={before!r} there, {now!r} here" for name, (before, now) in changed.items())
+        raise ValueError(f"Cannot resume from {checkpoint} with other training settings ({said}): the Trainer restores the "
+                         "checkpoint's optimizer, schedule and batch count, so the run would go on with the old ones while its "
+                         "results recorded the new. Resume with the same settings, or start a new --output_dir.")
     if max_steps > 0 and state.get("global_step", 0) > max_steps:
         raise ValueError(f"Cannot resume from {checkpoint} at step {state['global_step']} with --max_steps {max_steps}: it is already "
                          "past the end. Raise --max_steps or start a new --output_dir.")
@@ -264,11 +271,11 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     resume = resolve_resume_checkpoint(training_args)
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
-    clock = WallClock.from_checkpoint(resume, started=start)
-    trainer, data, selection = build_trainer(args, training_args, [clock, *(callbacks or [])])
+    clock, settings = WallClock.from_checkpoint(resume, started=start), RunSettings.of(training_args)
+    trainer, data, selection = build_trainer(args, training_args, [clock, settings, *(callbacks or [])])
     model = trainer.model
     if resume is not None:
-        check_resumable(resume, model, training_args.max_steps)
+        check_resumable(resume, model, training_args.max_steps, settings)
     train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     for split in task.reported_splits:
