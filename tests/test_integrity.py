@@ -569,7 +569,7 @@ def test_lstm_reads_padded_rows_as_the_rows_alone(output_mode, continuous):
             torch.testing.assert_close(together[i], model(inputs=values.unsqueeze(0)).logits[0], atol=1e-6, rtol=1e-5)
 
 
-def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_path):
+def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_path, monkeypatch):
     """MNIST under protocol 'paper' is 49 raw patches, under 'default' 64 normalised ones, with the same input_dim: a
     checkpoint evaluated under the other one gave a quietly lower accuracy. The recorded protocol is now the default,
     and another one is refused."""
@@ -583,6 +583,16 @@ def test_evaluation_uses_the_data_protocol_the_checkpoint_was_trained_with(tmp_p
     assert checked_data_protocol(str(tmp_path), "paper") == "paper"
     with pytest.raises(ValueError, match=r"trained with data protocol 'paper' \(its results.json\); evaluating it with 'default'"):
         evaluate_checkpoint(str(tmp_path / "paper"), "mnist", data_protocol="default")
+    import huggingface_hub
+
+    def from_the_hub(repo_id, filename, **kwargs):  # a repository `fpt-hf push` wrote holds the run's results.json
+        assert (repo_id, filename) == ("someone/fpt-mnist", "results.json")
+        return str(tmp_path / "paper" / "results.json")
+
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", from_the_hub)
+    assert checked_data_protocol("someone/fpt-mnist", None) == "paper"
+    monkeypatch.setattr(huggingface_hub, "hf_hub_download", lambda *a, **k: (_ for _ in ()).throw(OSError("offline")))
+    assert checked_data_protocol("someone/fpt-mnist", None) == "default"  # nothing to go by
     (tmp_path / "paper" / "results.json").write_text("{not json")
     with pytest.raises(ValueError, match=r"results.json is not a results JSON fpt-hf wrote"):
         checked_data_protocol(str(tmp_path / "paper"), None)

@@ -28,8 +28,16 @@ def load_checkpoint(path: str) -> PreTrainedModel:
 
 
 def recorded_fpt_args(path: str) -> dict:
-    """The `fpt_args` a checkpoint's training run recorded (results.json in a local checkpoint folder), or {}."""
+    """The `fpt_args` a checkpoint's training run recorded: results.json in a local checkpoint folder, or in a Hub
+    repository `fpt-hf push` wrote (when the Hub is reachable); {} if there is none."""
     record = Path(path) / "results.json"
+    if not record.is_file() and not Path(path).exists():
+        try:
+            from huggingface_hub import hf_hub_download
+
+            record = Path(hf_hub_download(str(path), "results.json"))
+        except Exception:  # not a Hub repository, no results.json in it, or offline: nothing recorded to go by
+            return {}
     if not record.is_file():
         return {}
     try:
