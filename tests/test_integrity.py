@@ -245,7 +245,7 @@ def test_resuming_checks_method_backbone_and_length(gpt2_dir, tmp_path):
 def test_resuming_refuses_settings_the_trainer_would_override(gpt2_dir, tmp_path):
     """A resumed Trainer restores the checkpoint's optimizer and schedule: resumed with --learning_rate 1e-4, a 1e-2 run
     trained on at 1e-2 (every logged rate) while its results JSON recorded 1e-4. Such a change is now refused; the same
-    settings resume, and so does a checkpoint written before the settings were recorded."""
+    settings resume, and so does a checkpoint written before the settings (or the wall clock) were recorded."""
     from fpt_hf.training import main
 
     main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "8", "--learning_rate", "1e-2"))
@@ -256,7 +256,7 @@ def test_resuming_refuses_settings_the_trainer_would_override(gpt2_dir, tmp_path
         main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "12", "--learning_rate", "1e-2", "--per_device_train_batch_size", "8",
                          "--seed", "1", "--resume_from_checkpoint", "true"))
     state = json.loads((checkpoint / "trainer_state.json").read_text())
-    del state["stateful_callbacks"]["RunSettings"]  # as an older checkpoint has it
+    del state["stateful_callbacks"]["RunSettings"], state["stateful_callbacks"]["WallClock"]  # as an older checkpoint has it
     (checkpoint / "trainer_state.json").write_text(json.dumps(state))
     resumed = main(_train_argv(gpt2_dir, tmp_path, "--max_steps", "12", "--learning_rate", "1e-2", "--eval_steps", "2",
                                "--resume_from_checkpoint", "true"))

@@ -13,17 +13,6 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
 
-def _stored_state(checkpoint: str | None, name: str) -> dict:
-    """What an `ExportableState` callback called `name` saved in `checkpoint`'s trainer_state.json ({} if nothing)."""
-    try:
-        state = json.loads(Path(checkpoint, "trainer_state.json").read_text()) if checkpoint else {}
-    except (OSError, json.JSONDecodeError):
-        return {}
-    stored = state.get("stateful_callbacks", {}).get(name, {})
-    stored = stored[-1] if isinstance(stored, list) and stored else stored
-    return stored if isinstance(stored, dict) else {}
-
-
 class StopOnNonFiniteLoss(TrainerCallback):
     """Fail loudly when the training loss turns NaN/inf, instead of logging zeros for the rest of the run."""
 
@@ -37,7 +26,28 @@ class StopOnNonFiniteLoss(TrainerCallback):
                 )
 
 
-class WallClock(TrainerCallback, ExportableState):
+class CheckpointedState(TrainerCallback, ExportableState):
+    """A callback whose `state()` the Trainer saves in each checkpoint's trainer_state.json (`stateful_callbacks`), read
+    back with `stored`. A checkpoint written before such a callback existed holds no entry for it, and the Trainer's
+    save indexes `state.stateful_callbacks[name]` (KeyError at a resumed run's first save), so one is given at the
+    start of training."""
+
+    @classmethod
+    def stored(cls, checkpoint: str | None) -> dict:
+        """What this callback saved in `checkpoint` ({} without one, for an older checkpoint or an unreadable folder)."""
+        try:
+            state = json.loads(Path(checkpoint, "trainer_state.json").read_text()) if checkpoint else {}
+        except (OSError, json.JSONDecodeError):
+            return {}
+        stored = state.get("stateful_callbacks", {}).get(cls.__name__, {})
+        stored = stored[-1] if isinstance(stored, list) and stored else stored
+        return stored if isinstance(stored, dict) else {}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
+
+
+class WallClock(CheckpointedState):
     """A run's wall time summed over the processes that trained it: each checkpoint's `trainer_state.json` records the
     seconds spent up to it (the Trainer saves an `ExportableState` callback's `state()` there), and a run resumed from
     that checkpoint starts its clock from them (`from_checkpoint`). Time after the last checkpoint of a process that was
@@ -58,7 +68,7 @@ class WallClock(TrainerCallback, ExportableState):
     def from_checkpoint(cls, checkpoint: str | None, started: float | None = None) -> WallClock:
         """A clock that starts from the seconds recorded in `checkpoint`: 0 without one, for a checkpoint of an older run,
         or for a folder that is not a readable checkpoint (the resume refuses that one with its own error)."""
-        before = _stored_state(checkpoint, cls.__name__).get("attributes", {}).get("elapsed_before_s", 0.0)
+        before = cls.stored(checkpoint).get("attributes", {}).get("elapsed_before_s", 0.0)
         return cls(before, started)
 
 
@@ -68,7 +78,7 @@ RESUME_SETTINGS = ("learning_rate", "lr_scheduler_type", "warmup_steps", "warmup
                    "adam_beta2", "adam_epsilon", "per_device_train_batch_size", "gradient_accumulation_steps", "seed")
 
 
-class RunSettings(TrainerCallback, ExportableState):
+class RunSettings(CheckpointedState):
     """The run's `RESUME_SETTINGS`, saved in every checkpoint's trainer_state.json, so a resume can be checked against
     them (`changed_on_resume`) instead of training on at the checkpoint's learning rate while recording another one."""
 
@@ -83,13 +93,8 @@ class RunSettings(TrainerCallback, ExportableState):
     def state(self) -> dict:
         return {"args": {"settings": self.settings}, "attributes": {}}
 
-    def on_train_begin(self, args, state, control, **kwargs):
-        # A checkpoint written before this callback existed restores no entry for it, and the Trainer's save indexes
-        # `state.stateful_callbacks[name]` (KeyError at the resumed run's first save): give it one.
-        state.stateful_callbacks.setdefault(type(self).__name__, self.state())
-
     def changed_on_resume(self, checkpoint: str) -> dict:
         """`{setting: (the checkpoint's, this run's)}` for each recorded setting this run changes ({} for a checkpoint
         that recorded none, e.g. one written before this callback)."""
-        stored = _stored_state(checkpoint, type(self).__name__).get("args", {}).get("settings", {})
+        stored = self.stored(checkpoint).get("args", {}).get("settings", {})
         return {name: (stored[name], value) for name, value in self.settings.items() if name in stored and stored[name] != value}
