@@ -612,7 +612,10 @@ def test_evaluation_reads_the_data_of_the_seed_the_checkpoint_was_trained_on(gpt
         raise RuntimeError("seen")
 
     monkeypatch.setattr(evaluation, "load_task_data", recording)
+    reads, read = [], evaluation.recorded_fpt_args
+    monkeypatch.setattr(evaluation, "recorded_fpt_args", lambda path: reads.append(path) or read(path))
     for asked, used in ((None, 3), (5, 5)):
         with pytest.raises(RuntimeError, match="seen"):
             evaluation.evaluate_checkpoint(str(tmp_path / "ckpt"), "bit_xor", task_seed=asked)
         assert seeds.pop() == (used, used)
+    assert len(reads) == 2  # results.json read once per evaluation (for a Hub id, one download)

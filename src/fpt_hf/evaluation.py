@@ -46,11 +46,12 @@ def recorded_fpt_args(path: str) -> dict:
         raise ValueError(f"{record} is not a results JSON fpt-hf wrote ({err}); move it away, or it decides nothing.") from err
 
 
-def checked_data_protocol(path: str, data_protocol: str | None) -> str:
+def checked_data_protocol(path: str, data_protocol: str | None, recorded: dict | None = None) -> str:
     """The data protocol to evaluate a checkpoint with: the one its training run recorded (results.json in a local
     checkpoint folder), unless none is recorded ("default" then). Same shapes, other preprocessing (MNIST's 49 raw vs
-    64 normalised patches, CIFAR's std) would give a quietly lower accuracy, so a different one is refused."""
-    trained = recorded_fpt_args(path).get("data_protocol")
+    64 normalised patches, CIFAR's std) would give a quietly lower accuracy, so a different one is refused.
+    `recorded`: the checkpoint's `recorded_fpt_args`, where the caller has read them already."""
+    trained = (recorded_fpt_args(path) if recorded is None else recorded).get("data_protocol")
     if data_protocol is None:
         return trained or "default"
     if trained is not None and data_protocol != trained:
@@ -67,9 +68,10 @@ def evaluate_checkpoint(
     dataset's (`dataset=`, read as `fpt-hf train --dataset` reads it). `data_protocol`: the preprocessing; by default
     the one the checkpoint was trained with (its folder's results.json), and another one is refused. `task_seed` (the
     generated tasks' data, the image tasks' validation hold-out): by default the recorded one, else 0."""
-    data_protocol = checked_data_protocol(path, data_protocol)
+    recorded = recorded_fpt_args(path)  # read once: for a Hub id it is a download
+    data_protocol = checked_data_protocol(path, data_protocol, recorded)
     if task_seed is None:
-        task_seed = recorded_fpt_args(path).get("task_seed", 0)
+        task_seed = recorded.get("task_seed", 0)
     args = FPTArguments(task=task_name, dataset=dataset, input_column=input_column, label_column=label_column, data_dir=data_dir,
                         task_seed=task_seed, data_protocol=data_protocol)
     task = args.resolve_task()
