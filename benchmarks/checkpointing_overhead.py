@@ -23,8 +23,7 @@ from fpt_hf.checkpointing import selective_checkpointing_kwargs
 MODES = ("none", "selective", "full")
 
 
-def build(mode: str, backbone: str, layers: int, device: str, dtype: str | None = None, attn: str = "sdpa") -> FPTModel:
-    dtype = dtype or ("bfloat16" if device == "cuda" else "float32")
+def build(mode: str, backbone: str, layers: int, device: str, dtype: str, attn: str = "sdpa") -> FPTModel:
     if backbone == "tiny":
         from transformers import LlamaConfig
 
@@ -55,7 +54,8 @@ def main(argv=None) -> dict:
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    models = {mode: build(mode, args.backbone, args.layers, device, args.compute_dtype, args.attn) for mode in MODES}
+    dtype = args.compute_dtype or ("bfloat16" if device == "cuda" else "float32")
+    models = {mode: build(mode, args.backbone, args.layers, device, dtype, args.attn) for mode in MODES}
     optimizers = {mode: torch.optim.Adam([p for p in m.parameters() if p.requires_grad], lr=1e-3) for mode, m in models.items()}
     x, y = torch.randn(args.batch, args.length, 16, device=device), torch.randint(0, 10, (args.batch,), device=device)
     times = {mode: [] for mode in MODES}
@@ -72,7 +72,6 @@ def main(argv=None) -> dict:
             if step >= 2:
                 times[mode].append(time.perf_counter() - start)
     medians = {mode: statistics.median(t) for mode, t in times.items()}
-    dtype = args.compute_dtype or ("bfloat16" if device == "cuda" else "float32")
     print(f"{args.backbone}, {args.layers} blocks, batch {args.batch} x {args.length} tokens, {device}, {dtype}, {args.attn} attention, "
           f"{args.steps} steps per mode")
     for mode in MODES:
