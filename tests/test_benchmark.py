@@ -259,3 +259,13 @@ def test_eval_order_benchmark_measures_each_arm_and_agrees_on_accuracy(gpt2_dir,
     whole = out["padding_whole_split"]
     assert 1.0 <= whole["longest first"] < whole["as stored"] and whole["longest first"] <= whole["grouped sampler"]
     assert "longest first: padding" in capsys.readouterr().out
+
+
+def test_checkpointing_overhead_runs_in_the_dtype_and_attention_asked_for(capsys, load_script):
+    script = load_script("benchmarks/checkpointing_overhead.py")
+    medians = script.main(["--steps", "1", "--layers", "2", "--compute_dtype", "bfloat16", "--attn", "eager"])
+    assert set(medians) == {"none", "selective", "full"} and all(t > 0 for t in medians.values())
+    assert "tiny, 2 blocks, batch 4 x 8 tokens, cpu, bfloat16, eager attention" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        script.main(["--compute_dtype", "float16"])
+    assert "invalid choice: 'float16'" in capsys.readouterr().err

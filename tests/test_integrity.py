@@ -619,3 +619,8 @@ def test_evaluation_reads_the_data_of_the_seed_the_checkpoint_was_trained_on(gpt
             evaluation.evaluate_checkpoint(str(tmp_path / "ckpt"), "bit_xor", task_seed=asked)
         assert seeds.pop() == (used, used)
     assert len(reads) == 2  # results.json read once per evaluation (for a Hub id, one download)
+    from fpt_hf.cli import main as cli
+
+    with pytest.raises(RuntimeError, match="seen"):
+        cli(["evaluate", str(tmp_path / "ckpt"), "--task", "bit_xor", "--task_seed", "7"])
+    assert seeds.pop() == (7, 7)
