@@ -35,6 +35,7 @@ BACKBONE = "smollm2-135m"
 LR_FACTORS = (0.3, 1.0, 3.0)  # x the paper's learning rate (1e-3; homology 1e-4)
 MAX_EXTENSIONS = 2  # a best rate at either end of the swept ones adds the next rate past it (same ratio), at most this often
 SWEEP_FRACTION = 0.1
+SWEEP_SEED = 0
 DATA_FOLDER = {"mnist": "mnist", "cifar10": "cifar10", "cifar10_lra": "cifar10", "remote_homology": "remote_homology"}
 
 
@@ -95,10 +96,28 @@ def sweep_dir(task: str, method: str) -> Path:
     return RESULTS / "sweeps" / f"{task}-{method}"
 
 
+def trial_checkpoints_dir(task: str, method: str) -> Path:
+    """Where a cell's sweep keeps each trial's final checkpoint (outside the curated results folder)."""
+    return Path(f"outputs/cpu-grid/sweeps/{task}-{method}")
+
+
 def sweep_command(task: str, method: str, data_root: str | None, rates: list[float] | None = None) -> list[str]:
     steps = max(int(PROTOCOL[task].steps * SWEEP_FRACTION), 1)
-    return ["fpt-hf", "sweep", "--learning_rates", *map(str, rates or candidate_rates(task)), "--seeds", "0", "--sweep_dir", str(sweep_dir(task, method)),
+    return ["fpt-hf", "sweep", "--learning_rates", *map(str, rates or candidate_rates(task)), "--seeds", str(SWEEP_SEED),
+            "--sweep_dir", str(sweep_dir(task, method)), "--trial_checkpoints", str(trial_checkpoints_dir(task, method)),
             *run_flags(task, method, data_root), "--max_steps", str(steps), "--eval_steps", str(steps)]
+
+
+def trial_to_continue(task: str, method: str, seed: int, learning_rate: float) -> Path | None:
+    """The sweep trial a run can start from instead of training its first steps again (`fpt-hf train --continue_trial`):
+    the trial at the run's rate and seed, if the sweep kept its checkpoint and the trial ended at one of the run's
+    evaluation steps (so the run's curve and checkpoint choice are those of a run from scratch)."""
+    record = sweep_dir(task, method) / "trials" / f"lr{learning_rate:.6g}-seed{seed}.json"
+    if not record.is_file():
+        return None
+    trial = json.loads(record.read_text())
+    kept = trial.get("checkpoint") and Path(trial["checkpoint"], "trainer_state.json").is_file()
+    return record if kept and trial["steps"] % PROTOCOL[task].eval_every == 0 else None
 
 
 def best_rate(task: str, method: str) -> float | None:
@@ -111,10 +130,15 @@ def run_dir(task: str, method: str, seed: int, learning_rate: float) -> Path:
 
 
 def train_command(task: str, method: str, seed: int, learning_rate: float, data_root: str | None) -> list[str]:
-    """The run's `fpt-hf train` command; it resumes from the run's last checkpoint when an earlier run was cut off."""
+    """The run's `fpt-hf train` command; it resumes from the run's last checkpoint when an earlier run was cut off, or
+    else starts from the sweep's trial at its rate and seed where that is the run's beginning (`trial_to_continue`)."""
     budget = PROTOCOL[task]
     output_dir = run_dir(task, method, seed, learning_rate)
-    resume = ["--resume_from_checkpoint", "true"] if any(output_dir.glob("checkpoint-*")) else []
+    trial = trial_to_continue(task, method, seed, learning_rate)
+    if any(output_dir.glob("checkpoint-*")):
+        resume = ["--resume_from_checkpoint", "true"]
+    else:
+        resume = ["--continue_trial", str(trial)] if trial else []
     return ["fpt-hf", "train", *run_flags(task, method, data_root), "--learning_rate", f"{learning_rate:g}", "--seed", str(seed),
             "--max_steps", str(budget.steps), "--eval_steps", str(budget.eval_every), "--save_steps", str(budget.eval_every),
             "--results_dir", str(RESULTS), "--output_dir", str(output_dir), *resume]

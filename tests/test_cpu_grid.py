@@ -52,6 +52,35 @@ def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(g
     assert result["steps"] == 4 and [p["step"] for p in result["curve"]] == [2, 4]
 
 
+def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation(grid, monkeypatch, capsys):
+    """The trial at the chosen rate and the sweep's seed is the run's first 10%: the run continues its kept checkpoint
+    (`--continue_trial`) instead of training those steps again; other seeds, and trials that end between the run's
+    evaluations or kept no checkpoint, start from scratch."""
+    monkeypatch.setattr(grid, "PROTOCOL", {"bit_xor": grid.Budget(steps=20, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
+    rate = grid.best_rate("bit_xor", "fpt")
+    record = grid.sweep_dir("bit_xor", "fpt") / "trials" / f"lr{rate:g}-seed0.json"
+    trial = json.loads(record.read_text())
+    assert trial["steps"] == 2 and trial["checkpoint"].startswith(str(grid.trial_checkpoints_dir("bit_xor", "fpt")))
+    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) == record and grid.trial_to_continue("bit_xor", "fpt", 1, rate) is None
+    capsys.readouterr()
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
+    out = capsys.readouterr().out
+    assert out.count("--continue_trial") == 1
+    seed0 = json.loads(grid.finished_run("bit_xor", "fpt", 0).read_text())
+    seed1 = json.loads(grid.finished_run("bit_xor", "fpt", 1).read_text())
+    assert seed0["continued_from_trial"]["trial_record"] == str(record) and seed1["continued_from_trial"] is None
+    assert [p["step"] for p in seed0["curve"]] == list(range(2, 21, 2)) and seed0["curve"][0] == trial["curve"][-1]
+    budget = grid.PROTOCOL["bit_xor"]
+    monkeypatch.setitem(grid.PROTOCOL, "bit_xor", grid.Budget(steps=20, batch=4, eval_every=4, layers=1))
+    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) is None  # 2 steps: not one of the run's evaluations
+    monkeypatch.setitem(grid.PROTOCOL, "bit_xor", budget)
+    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) == record
+    shutil.rmtree(trial["checkpoint"])  # a sweep whose checkpoint is gone (or was never kept): the run starts from scratch
+    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) is None
+    assert "--continue_trial" not in grid.train_command("bit_xor", "fpt", 0, rate, None)
+
+
 def test_sweep_only_runs_no_training(grid, capsys):
     grid.main(["--tasks", "bit_xor", "--methods", "lstm", "--sweep_only"])
     assert (grid.sweep_dir("bit_xor", "lstm") / "sweep.json").exists() and grid.finished_run("bit_xor", "lstm", 0) is None

@@ -1,9 +1,12 @@
 """`fpt-hf sweep`: learning-rate sweeps through Trainer.hyperparameter_search (optuna), on tiny backbones."""
 
 import json
+import re
+from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from datasets import Dataset, DatasetDict
 from transformers import Trainer
 
@@ -258,3 +261,106 @@ def test_trials_that_answer_one_class_are_marked():
     assert [r["one_class"] for r in rows] == [1, 1, 0]
     lines = format_table(rows, "validation").splitlines()[2:]
     assert "(1 predicting one class)" in lines[0] and "(1 predicting one class)" in lines[1] and "one class" not in lines[2]
+
+
+def _weights(folder):
+    from safetensors.torch import load_file
+
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_run_continued_from_a_kept_trial_checkpoint_is_the_uninterrupted_run(gpt2_dir, tmp_path):
+    """A 6-step trial's checkpoint + 6 more steps (`--continue_trial`) = 12 steps from scratch: the same weights, curve
+    and test accuracy, with the trial's evaluation as the curve's first point and the trial's time in the wall time."""
+    from fpt_hf.training import main as train_main
+
+    data = _easy_dataset(tmp_path / "easy")
+    constant = ["--lr_scheduler_type", "constant", "--eval_strategy", "steps", "--save_steps", "6", "--results_dir", str(tmp_path / "results")]
+    out = tmp_path / "sweep"
+    _sweep(["--learning_rates", "1e-7", "3e-2", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
+            *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
+    record_path = out / "trials" / "lr0.03-seed42.json"
+    record = json.loads(record_path.read_text())
+    assert record["checkpoint"].startswith(str(tmp_path / "kept")) and (tmp_path / "kept").is_dir()
+    assert not list((out / "trials").glob("run-*"))  # checkpoints stay out of the sweep's (curated) folder
+
+    whole = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+                        "--output_dir", str(tmp_path / "whole")])
+    continued = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+                            "--output_dir", str(tmp_path / "continued"), "--continue_trial", str(record_path)])
+    assert whole["curve"][0]["accuracy"] == record["curve"][-1]["accuracy"]  # the trial is the run's first 6 steps
+    assert continued["curve"] == whole["curve"] and continued["accuracy"] == whole["accuracy"]
+    a, b = _weights(tmp_path / "whole"), _weights(tmp_path / "continued")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert continued["continued_from_trial"]["trial_record"] == str(record_path) and whole["continued_from_trial"] is None
+    assert continued["wall_time_s"] >= record["wall_time_s"] > 0  # the trial's seconds are part of the run's
+    assert record["checkpoint"] and Path(record["checkpoint"]).is_dir()  # copied, not moved: the sweep's record stays true
+
+
+def test_then_train_continues_the_best_trial(gpt2_dir, tmp_path, monkeypatch):
+    """With kept checkpoints, --then_train at the sweep's own budget only evaluates: the best trial is the run."""
+    steps, training_step = [], Trainer.training_step
+    monkeypatch.setattr(Trainer, "training_step", lambda self, *a, **k: steps.append(1) or training_step(self, *a, **k))
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    summary = _sweep(["--learning_rates", "1e-7", "3e-2", "--then_train", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
+                      *_train_argv(gpt2_dir, data, extra=["--lr_scheduler_type", "constant", "--results_dir", str(tmp_path / "results")])])
+    final = json.loads((out / "best-seed42" / "results.json").read_text())
+    record = json.loads((out / "trials" / "lr0.03-seed42.json").read_text())
+    assert summary["best"]["learning_rate"] == 3e-2 and final["continued_from_trial"]["steps"] == 12 == final["steps"]
+    assert final["curve"] == record["curve"]
+    assert len(steps) == 2 * 12  # the two trials' steps; the final run trained none (from scratch it would add 12)
+
+
+@pytest.mark.parametrize("change, message", [
+    (["--learning_rate", "0.01"], "learning_rate 0.03 there, 0.01 here"),
+    (["--seed", "1"], "seed 42 there, 1 here"),
+    (["--lr_scheduler_type", "linear"], "does not depend on --max_steps"),
+    (["--max_steps", "3"], "past this run's --max_steps 3"),
+    (["--per_device_train_batch_size", "8"], "other training settings (per_device_train_batch_size=16 there, 8 here"),
+])
+def test_continue_trial_refuses_a_run_the_trial_did_not_begin(gpt2_dir, tmp_path, change, message):
+    from fpt_hf.training import main as train_main
+
+    data = _easy_dataset(tmp_path / "easy")
+    constant = ["--lr_scheduler_type", "constant", "--results_dir", str(tmp_path / "results")]
+    out = tmp_path / "sweep"
+    _sweep(["--learning_rates", "3e-2", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
+            *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
+    argv = [*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+            "--output_dir", str(tmp_path / "run"), "--continue_trial", str(out / "trials" / "lr0.03-seed42.json")]
+    with pytest.raises(ValueError, match=re.escape(message)):
+        train_main([*argv, *change])
+    assert not list((tmp_path / "run").glob("checkpoint-*"))  # refused before anything was copied
+
+
+def test_continue_trial_needs_a_kept_checkpoint(gpt2_dir, tmp_path):
+    from fpt_hf.training import main as train_main
+
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    _sweep(["--learning_rates", "3e-2", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6, extra=["--lr_scheduler_type", "constant"])])
+    record = out / "trials" / "lr0.03-seed42.json"
+    assert json.loads(record.read_text())["checkpoint"] is None
+    argv = [*_train_argv(gpt2_dir, data, extra=["--lr_scheduler_type", "constant"]), "--learning_rate", "0.03", "--seed", "42",
+            "--output_dir", str(tmp_path / "run"), "--results_dir", str(tmp_path / "results")]
+    with pytest.raises(ValueError, match="kept no checkpoint.*--trial_checkpoints"):
+        train_main([*argv, "--continue_trial", str(record)])
+    with pytest.raises(ValueError, match="not a readable sweep trial record"):
+        train_main([*argv, "--continue_trial", str(tmp_path / "missing.json")])
+    with pytest.raises(ValueError, match="not both"):
+        train_main([*argv, "--continue_trial", str(record), "--resume_from_checkpoint", "true"])
+
+
+def test_keeping_checkpoints_does_not_split_a_sweep(gpt2_dir, tmp_path):
+    """Where a trial's checkpoint goes does not change what it computes: a sweep begun without --trial_checkpoints goes on
+    with them (new rates keep theirs), and any other setting change is still refused."""
+    data = _easy_dataset(tmp_path / "easy")
+    out = tmp_path / "sweep"
+    _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6)])
+    summary = _sweep(["--learning_rates", "1e-7", "3e-2", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
+                      *_train_argv(gpt2_dir, data, steps=6)])
+    checkpoints = {t["learning_rate"]: t["checkpoint"] for t in summary["trials"]}
+    assert checkpoints[1e-7] is None and Path(checkpoints[3e-2]).is_dir()
+    with pytest.raises(ValueError, match="other settings"):
+        _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=7)])

@@ -74,6 +74,11 @@ class FPTArguments:
     overwrite_output_dir: bool = field(
         default=False, metadata={"help": "replace a finished run in --output_dir (refused otherwise, so no trained model is lost)"}
     )
+    continue_trial: str | None = field(
+        default=None,
+        metadata={"help": "a sweep trial's record (trials/lr<rate>-seed<seed>.json of `fpt-hf sweep --trial_checkpoints`): start "
+                          "from that trial's final checkpoint, the first steps of this run at the same rate and seed"},
+    )
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     results_dir: str = field(
         default="outputs/results",

@@ -64,6 +64,11 @@ class WallClock(CheckpointedState):
     def state(self) -> dict:
         return {"args": {}, "attributes": {"elapsed_before_s": round(self.elapsed(), 1)}}
 
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.is_hyper_param_search:  # a sweep trains one trial after another: each trial's clock starts at 0
+            self.elapsed_before_s, self.started = 0.0, time.time()
+        super().on_train_begin(args, state, control, **kwargs)
+
     @classmethod
     def from_checkpoint(cls, checkpoint: str | None, started: float | None = None) -> WallClock:
         """A clock that starts from the seconds recorded in `checkpoint`: 0 without one, for a checkpoint of an older run,
@@ -92,6 +97,10 @@ class RunSettings(CheckpointedState):
 
     def state(self) -> dict:
         return {"args": {"settings": self.settings}, "attributes": {}}
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self.settings = RunSettings.of(args).settings  # a sweep sets each trial's learning rate on `args` itself
+        super().on_train_begin(args, state, control, **kwargs)
 
     def changed_on_resume(self, checkpoint: str) -> dict:
         """`{setting: (the checkpoint's, this run's)}` for each recorded setting this run changes ({} for a checkpoint

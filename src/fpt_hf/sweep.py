@@ -5,7 +5,9 @@ while training (`validation`, or the `selection` slice where the task reports it
 reported split. The objective is the best validation accuracy of the trial's evaluations (the checkpoint `train`
 would keep). Trials are stored in an optuna journal under `--sweep_dir`, so an interrupted sweep run again goes on
 where it stopped; each finished trial also writes `trials/lr<rate>-seed<seed>.json` (its learning curve), and the
-sweep writes `sweep.json` (every trial, accuracy per rate over seeds, the best rate) and `sweep.png`.
+sweep writes `sweep.json` (every trial, accuracy per rate over seeds, the best rate) and `sweep.png`. With
+`--trial_checkpoints DIR` each trial keeps its final Trainer checkpoint there, and a run at the same rate and seed can
+start from it (`fpt-hf train --continue_trial`, `--then_train`; see `trial_continuation.py`).
 """
 
 from __future__ import annotations
@@ -21,13 +23,17 @@ from pathlib import Path
 
 from transformers import Trainer, TrainerCallback
 
+from .callbacks import RunSettings, WallClock
 from .results import curve_point, results_filename, write_json
 from .sweep_results import best_row, format_table, plot_sweeps, summarize
 
 logger = logging.getLogger("fpt_hf")
 INSTALL_HINT = 'pip install -e ".[sweep]"  (or: pip install optuna)'
 # Trainer flags a sweep sets itself, per trial; given on the command line they would be silently replaced.
-_SWEEP_OWNED = ("--learning_rate", "--resume_from_checkpoint", "--push_to_hub", "--load_best_model_at_end")
+_SWEEP_OWNED = ("--learning_rate", "--resume_from_checkpoint", "--push_to_hub", "--load_best_model_at_end", "--continue_trial")
+# Training flags that change where and whether a trial's checkpoint is written, not what it computes: trials of sweeps
+# that differ only in these still compare.
+_NOT_COMPARED = {"save_strategy", "save_steps", "save_total_limit"}
 
 
 def sweep_parser() -> argparse.ArgumentParser:
@@ -44,7 +50,11 @@ def sweep_parser() -> argparse.ArgumentParser:
     parser.add_argument("--n_trials", type=int, default=8, help="search mode: number of trials (default 8)")
     parser.add_argument("--seeds", type=int, nargs="+", default=None, help="training seeds, each rate runs once per seed (default: --seed)")
     parser.add_argument("--sweep_dir", default=None, help="where trials, sweep.json and sweep.png go (default outputs/sweeps/<run name>)")
-    parser.add_argument("--then_train", action="store_true", help="afterwards, train each seed at the best rate (`fpt-hf train`)")
+    parser.add_argument("--trial_checkpoints", default=None, metavar="DIR",
+                        help="keep each trial's final checkpoint under DIR (named in its trial record), so a run at that rate and "
+                             "seed can start from it (`fpt-hf train --continue_trial RECORD`; --then_train does) under a constant schedule")
+    parser.add_argument("--then_train", action="store_true", help="afterwards, train each seed at the best rate (`fpt-hf train`; "
+                                                                 "from the trial's checkpoint with --trial_checkpoints)")
     return parser
 
 
@@ -109,12 +119,25 @@ class TrialRecorder(TrainerCallback):
         if self.curve and state.is_world_process_zero:
             self.write(args, state)
 
+    @staticmethod
+    def checkpoint(args, state) -> str | None:
+        """The trial's final checkpoint, where the Trainer saved it (`<output_dir>/<trial name>/checkpoint-<step>`; older
+        transformers put `run-` before the name), if it did."""
+        if getattr(args.save_strategy, "value", args.save_strategy) == "no":
+            return None
+        for run_dir in (state.trial_name, f"run-{state.trial_name}"):
+            folder = Path(args.output_dir) / run_dir / f"checkpoint-{state.global_step}"
+            if (folder / "trainer_state.json").is_file():
+                return str(folder)
+        return None
+
     def write(self, args, state, diverged: str | None = None) -> None:
         record = {
             "learning_rate": args.learning_rate, "seed": args.seed, "trial": state.trial_name, "steps": state.global_step,
             "split": self.selection, "accuracy": None if diverged else self.best(),
             "final_accuracy": None if diverged else self.curve[-1]["accuracy"], "diverged": diverged,
             "curve": self.curve, "wall_time_s": round(time.time() - self.started, 1),
+            "checkpoint": None if diverged else self.checkpoint(args, state),
         }
         write_json(self.trials_dir / trial_record_name(args.learning_rate, args.seed), record)
         if diverged:
@@ -168,7 +191,7 @@ def _settings(fpt_args, training_args) -> dict:
     """What makes trials comparable: everything but the rate, the seed and where files go."""
     from dataclasses import asdict
 
-    skip = {"learning_rate", "seed", "output_dir", "logging_dir", "run_name", "overwrite_output_dir", "results_dir"}
+    skip = {"learning_rate", "seed", "output_dir", "logging_dir", "run_name", "overwrite_output_dir", "results_dir", *_NOT_COMPARED}
     training = {k: v for k, v in training_args.to_dict().items() if k not in skip}
     return json.loads(json.dumps({"fpt": {k: v for k, v in asdict(fpt_args).items() if k not in skip}, "training": training}, default=str))
 
@@ -183,7 +206,7 @@ def _settings_differences(stored: dict, settings: dict, fpt_args, training_args)
     for section, args in (("fpt", fpt_args), ("training", training_args)):
         defaults = {f.name: f.default for f in fields(args) if f.default is not MISSING}
         old, new = stored.get(section, {}), settings[section]
-        for key in sorted(set(old) | set(new)):
+        for key in sorted((set(old) | set(new)) - _NOT_COMPARED):
             if key in old:
                 same = key in new and old[key] == new[key]
             else:  # added since: the same trials only at its default
@@ -193,12 +216,14 @@ def _settings_differences(stored: dict, settings: dict, fpt_args, training_args)
     return differences
 
 
-def _prepare_training_args(training_args, trials_dir: Path):
-    from transformers.trainer_utils import IntervalStrategy
+def _prepare_training_args(training_args, trials_dir: Path, checkpoints_dir: str | None = None):
+    from transformers.trainer_utils import IntervalStrategy, SaveStrategy
 
     if training_args.max_steps <= 0:
         raise ValueError("A sweep compares rates at one fixed budget: give --max_steps N (or a --preset, which sets it).")
-    training_args.output_dir = str(trials_dir)
+    training_args.output_dir = str(trials_dir if checkpoints_dir is None else checkpoints_dir)
+    if checkpoints_dir is not None:  # one checkpoint per trial, at its last step
+        training_args.save_strategy, training_args.save_steps, training_args.save_total_limit = SaveStrategy.STEPS, training_args.max_steps, None
     if training_args.eval_strategy == IntervalStrategy.NO:  # the recorder still evaluates at the last step
         training_args.eval_strategy = IntervalStrategy.STEPS
         training_args.eval_steps = training_args.max_steps
@@ -218,7 +243,10 @@ def run_seed(optuna, storage, fpt_args, training_args, seed: int, rates: list[fl
         return
     task = fpt_args.resolve_task()
     recorder = TrialRecorder(trials_dir)
-    trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=[recorder], model_init=True, trainer_class=SweepTrainer)
+    # WallClock and RunSettings go into a kept checkpoint, so a run continued from it counts the trial's time and is checked
+    # against the trial's settings as a resume is
+    callbacks = [recorder, WallClock(), RunSettings.of(training_args)]
+    trainer, data, selection = build_trainer(fpt_args, training_args, callbacks=callbacks, model_init=True, trainer_class=SweepTrainer)
     trainer.recorder, recorder.selection = recorder, selection
     if selection in task.reported_splits:  # with_selection_split guarantees this; a sweep must never score a reported split
         raise RuntimeError(f"{task.name}: the sweep would score trials on {selection!r}, a reported split.")
@@ -259,8 +287,9 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
 
     check_sweep_args(sweep_args, train_argv)
     optuna = require_optuna()
-    # A trial keeps no checkpoints (its record is the curve), so a preset's save/eval step pairing does not constrain it.
-    fpt_args, training_args = parse_args([*train_argv, "--save_strategy", "no", "--load_best_model_at_end", "false"])
+    # A trial keeps at most its final checkpoint (its record is the curve), so a preset's save/eval step pairing does not constrain it.
+    save = "steps" if sweep_args.trial_checkpoints else "no"
+    fpt_args, training_args = parse_args([*train_argv, "--save_strategy", save, "--load_best_model_at_end", "false"])
     if fpt_args.cache_features:
         raise ValueError("--cache_features caches one model's features; a sweep builds a model per trial. Drop it for the sweep.")
     task = fpt_args.resolve_task()
@@ -270,7 +299,7 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     name = results_filename(task.name, fpt_args, training_args.max_steps, 0).removesuffix("-seed0.json")
     sweep_dir = Path(sweep_args.sweep_dir or Path("outputs/sweeps") / name)
     trials_dir = sweep_dir / "trials"
-    _prepare_training_args(training_args, trials_dir)
+    _prepare_training_args(training_args, trials_dir, sweep_args.trial_checkpoints)
     settings = _settings(fpt_args, training_args)
     settings_path = sweep_dir / "sweep_settings.json"
     if settings_path.exists():
@@ -303,6 +332,9 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
             argv = [*train_argv, "--learning_rate", repr(summary["best"]["learning_rate"]), "--seed", str(seed)]
             if not explicit_dir:
                 argv += ["--output_dir", str(sweep_dir / f"best-seed{seed}")]
+            record = trials_dir / trial_record_name(summary["best"]["learning_rate"], seed)
+            if record.is_file() and json.loads(record.read_text()).get("checkpoint"):
+                argv += ["--continue_trial", str(record)]  # the trial is this run's beginning (or all of it)
             summary["final_runs"].append(run_training(*parse_args(argv))["files"])
         write_json(sweep_dir / "sweep.json", summary)
     return summary

@@ -31,6 +31,7 @@ from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .reservoir import cache_features
 from .results import curve_point, results_filename, results_path, write_json
+from .trial_continuation import continue_from_trial, provenance, trial_checkpoint
 
 logger = logging.getLogger("fpt_hf")
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
@@ -215,12 +216,15 @@ def check_output_dir_free(output_dir: str) -> None:
                          "--resume_from_checkpoint to continue it, or --overwrite_output_dir true to replace it.")
 
 
+_NO_RESUME = (None, False, "", "false", "False")
+
+
 def resolve_resume_checkpoint(training_args: TrainingArguments) -> str | None:
     """`--resume_from_checkpoint`: a folder, or true/True for the latest `checkpoint-*` in `--output_dir`."""
     from transformers.trainer_utils import get_last_checkpoint
 
     value = training_args.resume_from_checkpoint
-    if value in (None, False, "", "false", "False"):
+    if value in _NO_RESUME:
         return None
     if value in (True, "true", "True"):
         last = get_last_checkpoint(training_args.output_dir) if os.path.isdir(training_args.output_dir) else None
@@ -268,14 +272,20 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     training_args.push_to_hub = False  # we push once at the end, with our model card
     if training_args.max_steps == 0:
         raise ValueError("--max_steps 0 would train nothing (the Trainer would fall back to epochs); give a positive number of steps.")
+    if args.continue_trial is not None and training_args.resume_from_checkpoint not in _NO_RESUME:
+        raise ValueError("Give --continue_trial (start from a sweep trial) or --resume_from_checkpoint (continue this run), not both.")
     resume = resolve_resume_checkpoint(training_args)
+    trial = trial_checkpoint(args.continue_trial, training_args) if args.continue_trial is not None else None
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
-    clock, settings = WallClock.from_checkpoint(resume, started=start), RunSettings.of(training_args)
+    start_from = resume or (trial[0] if trial else None)
+    clock, settings = WallClock.from_checkpoint(start_from, started=start), RunSettings.of(training_args)
     trainer, data, selection = build_trainer(args, training_args, [clock, settings, *(callbacks or [])])
     model = trainer.model
-    if resume is not None:
-        check_resumable(resume, model, training_args.max_steps, settings)
+    if start_from is not None:
+        check_resumable(start_from, model, training_args.max_steps, settings)
+    if trial is not None:
+        resume = continue_from_trial(trial[0], args.continue_trial, trial[1], training_args)
     train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     for split in task.reported_splits:
@@ -308,6 +318,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "sink_tokens": args.sink_tokens,
         "compute_dtype": getattr(model.config, "compute_dtype", None),
         "attn_implementation": getattr(model.config, "backbone_attn_implementation", None),
+        "continued_from_trial": provenance(training_args.output_dir),  # the sweep trial whose steps began this run, if any
         "wall_time_s": round(clock.elapsed(), 1),  # summed over resumed processes (WallClock)
         "wall_time_this_process_s": round(time.time() - start, 1),
         "world_size": training_args.world_size,
