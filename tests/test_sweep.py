@@ -317,7 +317,10 @@ def test_then_train_continues_the_best_trial(gpt2_dir, tmp_path, monkeypatch):
     (["--seed", "1"], "seed 42 there, 1 here"),
     (["--lr_scheduler_type", "linear"], "does not depend on --max_steps"),
     (["--max_steps", "3"], "past this run's --max_steps 3"),
-    (["--per_device_train_batch_size", "8"], "other training settings (per_device_train_batch_size=16 there, 8 here"),
+    (["--per_device_train_batch_size", "8"], "ran with other training.per_device_train_batch_size"),
+    (["--max_grad_norm", "0.5"], "ran with other training.max_grad_norm"),
+    (["--task_seed", "1"], "ran with other fpt.task_seed"),
+    (["--eval_steps", "3", "--logging_steps", "2"], None),  # how often the run evaluates and logs: allowed
 ])
 def test_continue_trial_refuses_a_run_the_trial_did_not_begin(gpt2_dir, tmp_path, change, message):
     from fpt_hf.training import main as train_main
@@ -329,6 +332,9 @@ def test_continue_trial_refuses_a_run_the_trial_did_not_begin(gpt2_dir, tmp_path
             *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
     argv = [*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
             "--output_dir", str(tmp_path / "run"), "--continue_trial", str(out / "trials" / "lr0.03-seed42.json")]
+    if message is None:
+        assert train_main([*argv, *change])["continued_from_trial"]["steps"] == 6
+        return
     with pytest.raises(ValueError, match=re.escape(message)):
         train_main([*argv, *change])
     assert not list((tmp_path / "run").glob("checkpoint-*"))  # refused before anything was copied

@@ -275,7 +275,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if args.continue_trial is not None and training_args.resume_from_checkpoint not in _NO_RESUME:
         raise ValueError("Give --continue_trial (start from a sweep trial) or --resume_from_checkpoint (continue this run), not both.")
     resume = resolve_resume_checkpoint(training_args)
-    trial = trial_checkpoint(args.continue_trial, training_args) if args.continue_trial is not None else None
+    trial = trial_checkpoint(args.continue_trial, args, training_args) if args.continue_trial is not None else None
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
     start_from = resume or (trial[0] if trial else None)

@@ -21,16 +21,35 @@ from transformers import TrainingArguments
 # trial the beginning of a longer run.
 LENGTH_FREE_SCHEDULES = ("constant", "constant_with_warmup")
 PROVENANCE_FILE = "continued_from_trial.json"
+# Settings a run may set apart from its sweep's: they decide how long it runs and what it evaluates, saves and logs, not
+# what its first steps compute. Any other difference from the sweep's recorded settings is refused.
+MAY_DIFFER = {f"training.{name}" for name in (
+    "max_steps", "num_train_epochs", "eval_strategy", "eval_steps", "eval_delay", "per_device_eval_batch_size", "eval_accumulation_steps",
+    "load_best_model_at_end", "metric_for_best_model", "greater_is_better", "resume_from_checkpoint", "logging_strategy",
+    "logging_steps", "logging_first_step", "report_to", "disable_tqdm", "push_to_hub", "hub_model_id", "hub_strategy", "hub_private_repo",
+)} | {"fpt.continue_trial", "fpt.preset", "fpt.prune_final_block", "fpt.selective_checkpointing"}  # the last two: same numbers
 
 
 def _value(setting):
     return getattr(setting, "value", setting)  # an Enum (lr_scheduler_type) or a plain value
 
 
-def trial_checkpoint(record_path: str | Path, training_args: TrainingArguments) -> tuple[str, dict]:
+def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]:
+    """The settings (`section.name`) in which this run differs from the sweep the trial belongs to, as its
+    `sweep_settings.json` (beside the `trials/` folder) recorded them, other than `MAY_DIFFER`; [] without that file."""
+    from .sweep import _settings, _settings_differences
+
+    settings_path = record_path.parent.parent / "sweep_settings.json"
+    if not settings_path.is_file():
+        return []
+    stored = json.loads(settings_path.read_text())
+    return [name for name in _settings_differences(stored, _settings(fpt_args, training_args), fpt_args, training_args) if name not in MAY_DIFFER]
+
+
+def trial_checkpoint(record_path: str | Path, fpt_args, training_args: TrainingArguments) -> tuple[str, dict]:
     """`(checkpoint, record)`: the kept checkpoint of the trial recorded in `record_path`, checked to be the beginning of
-    the run `training_args` describe (same rate and seed, a schedule independent of the run's length, not past its end,
-    an empty `--output_dir`). Raises `ValueError` saying what differs."""
+    the run `fpt_args` and `training_args` describe (same rate, seed and other settings as the trial's sweep, a schedule
+    independent of the run's length, not past its end, an empty `--output_dir`). Raises `ValueError` saying what differs."""
     path = Path(record_path)
     try:
         record = json.loads(path.read_text())
@@ -62,6 +81,11 @@ def trial_checkpoint(record_path: str | Path, training_args: TrainingArguments) 
                          f"{record['steps']} steps followed another schedule than this run's first {record['steps']}.")
     if training_args.max_steps > 0 and record["steps"] > training_args.max_steps:
         raise ValueError(f"--continue_trial {record_path}: the trial ran {record['steps']} steps, past this run's --max_steps {training_args.max_steps}.")
+    changed = _changed_from_sweep(path, fpt_args, training_args)
+    if changed:
+        raise ValueError(f"--continue_trial {record_path}: the trial is not the start of this run: its sweep "
+                         f"({path.parent.parent / 'sweep_settings.json'}) ran with other {', '.join(changed[:8])}. Give the sweep's settings, "
+                         "or train from scratch.")
     output_dir = Path(training_args.output_dir)
     held = sorted(p.name for p in output_dir.glob("checkpoint-*")) if output_dir.is_dir() else []
     if held:
