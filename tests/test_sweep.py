@@ -362,11 +362,15 @@ def test_keeping_checkpoints_does_not_split_a_sweep(gpt2_dir, tmp_path):
     """Where a trial's checkpoint goes does not change what it computes: a sweep begun without --trial_checkpoints goes on
     with them (new rates keep theirs), and any other setting change is still refused."""
     data = _easy_dataset(tmp_path / "easy")
-    out = tmp_path / "sweep"
-    _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6)])
+    out, constant = tmp_path / "sweep", ["--lr_scheduler_type", "constant"]
+    _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
     summary = _sweep(["--learning_rates", "1e-7", "3e-2", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
-                      *_train_argv(gpt2_dir, data, steps=6)])
+                      *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
     checkpoints = {t["learning_rate"]: t["checkpoint"] for t in summary["trials"]}
     assert checkpoints[1e-7] is None and Path(checkpoints[3e-2]).is_dir()
     with pytest.raises(ValueError, match="other settings"):
-        _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=7)])
+        _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(out), *_train_argv(gpt2_dir, data, steps=7, extra=constant)])
+    with pytest.raises(ValueError, match="--trial_checkpoints keeps each trial to continue it.*'linear'"):  # before any trial runs
+        _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(tmp_path / "other"), "--trial_checkpoints", str(tmp_path / "kept"),
+                *_train_argv(gpt2_dir, data, steps=6, extra=["--lr_scheduler_type", "linear"])])
+    assert not (tmp_path / "other").exists()

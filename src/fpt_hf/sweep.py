@@ -26,6 +26,7 @@ from transformers import Trainer, TrainerCallback
 from .callbacks import RunSettings, WallClock
 from .results import curve_point, results_filename, write_json
 from .sweep_results import best_row, format_table, plot_sweeps, summarize
+from .trial_continuation import schedule_depends_on_length
 
 logger = logging.getLogger("fpt_hf")
 INSTALL_HINT = 'pip install -e ".[sweep]"  (or: pip install optuna)'
@@ -292,6 +293,9 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     fpt_args, training_args = parse_args([*train_argv, "--save_strategy", save, "--load_best_model_at_end", "false"])
     if fpt_args.cache_features:
         raise ValueError("--cache_features caches one model's features; a sweep builds a model per trial. Drop it for the sweep.")
+    unfit = schedule_depends_on_length(training_args) if sweep_args.trial_checkpoints else None
+    if unfit:
+        raise ValueError(f"--trial_checkpoints keeps each trial to continue it as a longer run, which needs {unfit}.")
     task = fpt_args.resolve_task()
     seeds = sweep_args.seeds or [training_args.seed]
     rates = sorted(set(sweep_args.learning_rates)) if sweep_args.learning_rates else None

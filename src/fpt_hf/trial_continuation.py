@@ -34,6 +34,17 @@ def _value(setting):
     return getattr(setting, "value", setting)  # an Enum (lr_scheduler_type) or a plain value
 
 
+def schedule_depends_on_length(training_args: TrainingArguments) -> str | None:
+    """Why a trial of these settings would not be the beginning of a longer run (its learning-rate schedule depends on
+    `--max_steps`), or None when it would."""
+    schedule, warmup = _value(training_args.lr_scheduler_type), training_args.warmup_steps
+    warmup_is_a_ratio = getattr(training_args, "warmup_ratio", 0) or 0 < warmup < 1  # transformers 5: warmup_steps < 1 is a ratio
+    if schedule in LENGTH_FREE_SCHEDULES and not warmup_is_a_ratio:
+        return None
+    return (f"a learning-rate schedule that does not depend on --max_steps ({', '.join(LENGTH_FREE_SCHEDULES)}, warmup in whole "
+            f"steps; the presets' is constant), got {schedule!r} with warmup {warmup}")
+
+
 def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]:
     """The settings (`section.name`) in which this run differs from the sweep the trial belongs to, as its
     `sweep_settings.json` (beside the `trials/` folder) recorded them, other than `MAY_DIFFER`; [] without that file."""
@@ -73,12 +84,10 @@ def trial_checkpoint(record_path: str | Path, fpt_args, training_args: TrainingA
         differences.append(f"seed {record.get('seed')!r} there, {training_args.seed!r} here")
     if differences:
         raise ValueError(f"--continue_trial {record_path}: the trial is not the start of this run ({'; '.join(differences)}).")
-    schedule, warmup = _value(training_args.lr_scheduler_type), training_args.warmup_steps
-    warmup_is_a_ratio = getattr(training_args, "warmup_ratio", 0) or 0 < warmup < 1  # transformers 5: warmup_steps < 1 is a ratio
-    if schedule not in LENGTH_FREE_SCHEDULES or warmup_is_a_ratio:
-        raise ValueError(f"--continue_trial needs a learning-rate schedule that does not depend on --max_steps ({', '.join(LENGTH_FREE_SCHEDULES)}, "
-                         f"warmup in whole steps); got {schedule!r} with warmup {warmup}: the trial's "
-                         f"{record['steps']} steps followed another schedule than this run's first {record['steps']}.")
+    unfit = schedule_depends_on_length(training_args)
+    if unfit:
+        raise ValueError(f"--continue_trial needs {unfit}: the trial's {record['steps']} steps followed another schedule than "
+                         f"this run's first {record['steps']}.")
     if training_args.max_steps > 0 and record["steps"] > training_args.max_steps:
         raise ValueError(f"--continue_trial {record_path}: the trial ran {record['steps']} steps, past this run's --max_steps {training_args.max_steps}.")
     changed = _changed_from_sweep(path, fpt_args, training_args)
