@@ -11,7 +11,7 @@ from conftest import SHARED_DATA
 from fpt_hf import FPTModel
 from fpt_hf.collator import FPTDataCollator
 from fpt_hf.tasks import get_task, list_tasks
-from fpt_hf.tasks.images import augment, patchify
+from fpt_hf.tasks.images import ImageTransform, augment, patchify
 from fpt_hf.tasks.listops import VOCAB, evaluate_tokens, generate_listops, tokenize
 
 SMALL = {"train": 50, "validation": 20, "test": 20}
@@ -215,6 +215,51 @@ def test_mnist_real_data():
     assert unpadded["test"][:1]["inputs"].shape == (1, 49, 16)
     held_out = get_task("mnist").load(SHARED_DATA / "mnist")
     assert {k: len(v) for k, v in held_out.items()} == {"train": 55000, "validation": 5000, "test": 10000}
+
+
+def _pixel_batch(rng, n, shape=(8, 8, 3)):
+    return {"pixels": [rng.integers(0, 256, shape, dtype=np.uint8).tobytes() for _ in range(n)], "label": list(range(n))}
+
+
+def test_restarted_augmentation_replays_skipped_batches():
+    """`restart(sizes)` puts the stream where an uninterrupted one is after batches of those sizes, whatever was drawn
+    before; `restart()` puts it at the start (what a resumed run and each sweep trial rely on)."""
+    rng = np.random.default_rng(0)
+    batches = [_pixel_batch(rng, n) for n in (4, 4, 2, 4)]
+
+    def transform():
+        return ImageTransform((8, 8, 3), patch=4, mean=[0.5] * 3, std=[0.25] * 3, augment=True, seed=3)
+
+    fresh = transform()
+    outputs = [fresh(b)["inputs"] for b in batches]
+    resumed = transform()
+    for _ in range(3):  # draws made before training (or by an earlier trial) must not matter
+        resumed(batches[0])
+    assert not torch.equal(resumed(batches[3])["inputs"], outputs[3])  # without the restart, other draws
+    resumed.restart([4, 4, 2])
+    assert torch.equal(resumed(batches[3])["inputs"], outputs[3])
+    resumed.restart()
+    assert torch.equal(resumed(batches[0])["inputs"], outputs[0])
+    plain = ImageTransform((8, 8, 3), patch=4, mean=[0.5] * 3, std=[0.25] * 3, augment=False, seed=3)
+    plain.restart([4, 4])  # no augmentation: nothing to replay, same tokens
+    assert torch.equal(plain(batches[0])["inputs"], ImageTransform((8, 8, 3), 4, [0.5] * 3, [0.25] * 3)(batches[0])["inputs"])
+
+
+def test_trained_batch_sizes_follow_the_trainer_epochs():
+    from types import SimpleNamespace
+
+    from fpt_hf.callbacks import RestartAugmentation
+
+    callback = RestartAugmentation(transform=None, num_rows=10)  # batches of 4: 4, 4, 2 per epoch
+
+    def sizes(step, accumulation=1, drop_last=False):
+        args = SimpleNamespace(gradient_accumulation_steps=accumulation, per_device_train_batch_size=4, dataloader_drop_last=drop_last)
+        return callback.trained_batch_sizes(args, SimpleNamespace(global_step=step), batches_per_epoch=2 if drop_last else 3)
+
+    assert sizes(5) == [4, 4, 2, 4, 4]
+    # accumulation 2: an epoch of 3 batches is 2 optimizer steps (2 batches, then the last 1)
+    assert sizes(5, accumulation=2) == [4, 4, 2, 4, 4, 2, 4, 4]
+    assert sizes(3, drop_last=True) == [4, 4, 4]
 
 
 @needs_cifar

@@ -489,3 +489,37 @@ def test_your_own_class_label_names_reach_the_model(tmp_path):
     assert LSTMConfig(hidden_size=8, **task.model_kwargs()).label2id["unsure"] == 2
     plain = _user_parquet(tmp_path / "plain", [[1, 2], [3]], [0, 1])
     assert "id2label" not in DatasetTask(plain, input_column="x", label_column="y").model_kwargs()
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "cifar10").exists(), reason=f"real CIFAR-10 not found at {SHARED_DATA / 'cifar10'}")
+def test_resumed_cifar_run_augments_as_the_uninterrupted_one(gpt2_dir, tmp_path, monkeypatch):
+    """CIFAR-10 augments on the fly; the resumed Trainer skips trained batches without transforming them, so the
+    augmentation stream is replayed (`RestartAugmentation`): 3 steps + 3 resumed steps = 6 straight steps, weight for weight.
+    Without the replay (the stream restarting from its seed) the weights differ."""
+    import shutil
+
+    from fpt_hf.callbacks import RestartAugmentation
+    from fpt_hf.training import build_trainer
+
+    def trainer(out):
+        argv = _args(out, gpt2_dir, "--data_dir", str(SHARED_DATA / "cifar10"), "--max_steps", "6", "--save_steps", "3",
+                     "--per_device_train_batch_size", "4", "--eval_strategy", "no", "--load_best_model_at_end", "false",
+                     "--learning_rate", "1e-2", task="cifar10", method="fpt")
+        fpt_args, training_args = parse_args(argv)
+        return build_trainer(fpt_args, training_args)[0]
+
+    def resumed_weights(name):
+        run = trainer(tmp_path / name)
+        shutil.copytree(tmp_path / "straight" / "out" / "checkpoint-3", tmp_path / name / "out" / "checkpoint-3")
+        run.train(resume_from_checkpoint=str(tmp_path / name / "out" / "checkpoint-3"))
+        return {k: v.detach().clone() for k, v in run.model.named_parameters() if v.requires_grad}
+
+    straight = trainer(tmp_path / "straight")
+    assert any(isinstance(c, RestartAugmentation) for c in straight.callback_handler.callbacks)
+    straight.train()
+    expected = {k: v.detach().clone() for k, v in straight.model.named_parameters() if v.requires_grad}
+    resumed = resumed_weights("resumed")
+    assert expected.keys() == resumed.keys() and all(torch.equal(expected[k], resumed[k]) for k in expected)
+    monkeypatch.setattr(RestartAugmentation, "trained_batch_sizes", lambda self, *a: [])  # restart without the replay
+    unreplayed = resumed_weights("unreplayed")
+    assert not all(torch.equal(expected[k], unreplayed[k]) for k in expected)

@@ -1,9 +1,10 @@
-"""Trainer callbacks of every `fpt-hf train` run: fail on a diverged loss, keep a run's wall time across resumes, and
-record the settings a resume must not change."""
+"""Trainer callbacks of every `fpt-hf train` run: fail on a diverged loss, keep a run's wall time across resumes,
+record the settings a resume must not change, and keep on-the-fly augmentation in step with the run."""
 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from enum import Enum
 from pathlib import Path
@@ -11,6 +12,8 @@ from pathlib import Path
 import numpy as np
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
+
+logger = logging.getLogger("fpt_hf")
 
 
 class StopOnNonFiniteLoss(TrainerCallback):
@@ -107,3 +110,33 @@ class RunSettings(CheckpointedState):
         that recorded none, e.g. one written before this callback)."""
         stored = self.stored(checkpoint).get("args", {}).get("settings", {})
         return {name: (stored[name], value) for name, value in self.settings.items() if name in stored and stored[name] != value}
+
+
+class RestartAugmentation(TrainerCallback):
+    """Make a training split's on-the-fly augmentation a function of the run's position, not of the process: as training
+    begins, `transform.restart(sizes)` restarts its stream from the seed and replays the draws of the batches already
+    trained (a resumed run: the Trainer skips them without transforming them). So a resumed run, or one continued from a
+    sweep trial, augments each batch as the uninterrupted run does, and each trial of a sweep starts the stream afresh."""
+
+    def __init__(self, transform, num_rows: int):
+        self.transform, self.num_rows = transform, num_rows
+
+    def trained_batch_sizes(self, args, state, batches_per_epoch: int) -> list[int]:
+        """The sizes of the batches the first `state.global_step` optimizer steps consumed, in order (one process: the
+        Trainer's epochs of `batches_per_epoch` batches, each full but an epoch's last)."""
+        accumulation = args.gradient_accumulation_steps
+        steps_per_epoch = -(-batches_per_epoch // accumulation)  # the Trainer's update steps per epoch (the last may be short)
+        epochs, steps = divmod(state.global_step, steps_per_epoch)
+        batch = args.per_device_train_batch_size
+        last = batch if args.dataloader_drop_last else self.num_rows - (batches_per_epoch - 1) * batch
+        epoch = [batch] * (batches_per_epoch - 1) + [last]
+        return epoch * epochs + epoch[: steps * accumulation]
+
+    def on_train_begin(self, args, state, control, train_dataloader=None, **kwargs):
+        if state.global_step == 0 or train_dataloader is None:
+            self.transform.restart()
+        elif args.world_size > 1:  # each process draws for its shard; the shards' sizes are not replayed here
+            logger.warning("Resumed on %d processes: the training augmentation restarts from its seed (not replayed).", args.world_size)
+            self.transform.restart()
+        else:
+            self.transform.restart(self.trained_batch_sizes(args, state, len(train_dataloader)))

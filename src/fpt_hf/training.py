@@ -25,7 +25,7 @@ from transformers import (
 
 from .arguments import FPTArguments, parse_args
 from .baselines import LSTMBaseline, LSTMConfig
-from .callbacks import RunSettings, StopOnNonFiniteLoss, WallClock
+from .callbacks import RestartAugmentation, RunSettings, StopOnNonFiniteLoss, WallClock
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
@@ -187,6 +187,10 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
         logger.info("cached output_only features of %s in %.1f s", {k: len(v) for k, v in data.items()}, time.time() - started)
     data, selection = with_selection_split(task, data, args.task_seed)
     data = longest_first(data)
+    callbacks = [StopOnNonFiniteLoss(), *(callbacks or [])]
+    transform = ((getattr(data["train"], "format", None) or {}).get("format_kwargs") or {}).get("transform")
+    if hasattr(transform, "restart"):  # on-the-fly augmentation (CIFAR-10): in step with the run across resumes and trials
+        callbacks.append(RestartAugmentation(transform, len(data["train"])))
     first = [model]  # model_init: the Trainer's own first call takes the model built above; train() builds fresh ones
 
     def fresh_model():
@@ -201,7 +205,7 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
         data_collator=collator,
         compute_metrics=make_compute_metrics(),
         preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-        callbacks=[StopOnNonFiniteLoss(), *(callbacks or [])],
+        callbacks=callbacks,
     )
     return trainer, data, selection
 

@@ -25,6 +25,14 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     return x.permute(0, 1, 3, 2, 4, 5).reshape(n, (h // patch) * (w // patch), patch * patch * c)
 
 
+def augmentation_draws(n: int, generator: torch.Generator, pad: int = 4) -> tuple[torch.Tensor, ...]:
+    """The random numbers `augment` uses for a batch of `n` images, in the order it draws them: crop offsets `dy`, `dx`,
+    flip uniforms, angle uniforms. `ImageTransform.restart` replays them to skip batches without images."""
+    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    return dy, dx, torch.rand(n, generator=generator), torch.rand(n, generator=generator)
+
+
 def augment(
     images: torch.Tensor, generator: torch.Generator, pad: int = 4, max_degrees: float = 20.0, interpolation: str = "bilinear"
 ) -> torch.Tensor:
@@ -34,14 +42,13 @@ def augment(
     n, h, w, _ = images.shape
     x = images.permute(0, 3, 1, 2)  # N C H W
     padded = F.pad(x, (pad, pad, pad, pad))
-    dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-    dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
+    dy, dx, flip_u, angle_u = augmentation_draws(n, generator, pad)
     rows = (dy[:, None] + torch.arange(h))[:, None, :, None]  # N 1 H 1
     cols = (dx[:, None] + torch.arange(w))[:, None, None, :]  # N 1 1 W
     x = padded[torch.arange(n)[:, None, None, None], torch.arange(x.shape[1])[None, :, None, None], rows, cols]
-    flip = torch.rand(n, generator=generator) < 0.5
+    flip = flip_u < 0.5
     x = torch.where(flip[:, None, None, None], x.flip(-1), x)
-    angle = (torch.rand(n, generator=generator) * 2 - 1) * math.radians(max_degrees)
+    angle = (angle_u * 2 - 1) * math.radians(max_degrees)
     cos, sin = torch.cos(angle), torch.sin(angle)
     theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
@@ -57,7 +64,16 @@ class ImageTransform:
         self.shape, self.patch, self.pad_to, self.augment, self.interpolation = tuple(shape), patch, pad_to, augment, interpolation
         self.luma = None if luma is None else torch.tensor(luma)
         self.mean, self.std = torch.tensor(mean), torch.tensor(std)
-        self.generator = torch.Generator().manual_seed(seed)
+        self.seed, self.generator = seed, torch.Generator().manual_seed(seed)
+
+    def restart(self, skipped_batches: list[int] = ()) -> None:
+        """Restart the augmentation stream from its seed, then draw what `skipped_batches` (their sizes, in order) would
+        have drawn: a run resumed after those batches, which the Trainer skips without transforming them, goes on with
+        the draws an uninterrupted run makes (`callbacks.RestartAugmentation` calls this as training begins)."""
+        self.generator.manual_seed(self.seed)
+        if self.augment:
+            for n in skipped_batches:
+                augmentation_draws(n, self.generator)
 
     def __call__(self, batch: dict) -> dict:
         pixels = np.frombuffer(b"".join(batch["pixels"]), dtype=np.uint8).reshape(-1, *self.shape)
