@@ -244,7 +244,9 @@ def status(tasks=None, methods=None) -> str:
                 step = f"sweep {', '.join(f'{r:g}' for r in new)}"
             elif todo:
                 checkpoint = last_checkpoint(task, method, todo[0], rate)
+                trial = None if checkpoint else trial_to_continue(task, method, todo[0], rate)
                 step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {PROTOCOL[task].steps}" if checkpoint else "")
+                step += f", starts from its sweep trial at step {json.loads(trial.read_text())['steps']}" if trial else ""
             else:
                 step = "done"
             lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "

@@ -63,6 +63,7 @@ def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation
     trial = json.loads(record.read_text())
     assert trial["steps"] == 2 and trial["checkpoint"].startswith(str(grid.trial_checkpoints_dir("bit_xor", "fpt")))
     assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) == record and grid.trial_to_continue("bit_xor", "fpt", 1, rate) is None
+    assert "| seed 0, starts from its sweep trial at step 2 |" in grid.status(methods=["fpt"])
     capsys.readouterr()
     grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
     out = capsys.readouterr().out
