@@ -12,6 +12,7 @@ evaluation, its wall time includes the trial's, and its results JSON names the t
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 from pathlib import Path
 
@@ -21,6 +22,7 @@ from transformers import TrainingArguments
 # trial the beginning of a longer run.
 LENGTH_FREE_SCHEDULES = ("constant", "constant_with_warmup")
 PROVENANCE_FILE = "continued_from_trial.json"
+logger = logging.getLogger("fpt_hf")
 # Settings a run may set apart from its sweep's: they decide how long it runs and what it evaluates, saves and logs, not
 # what its first steps compute. Any other difference from the sweep's recorded settings is refused.
 MAY_DIFFER = {f"training.{name}" for name in (
@@ -52,6 +54,8 @@ def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]
 
     settings_path = record_path.parent.parent / "sweep_settings.json"
     if not settings_path.is_file():
+        logger.warning("--continue_trial %s: no sweep_settings.json beside its trials/ folder, so only the rate, seed, schedule, "
+                       "model and resume settings are checked against the trial, not the data or the other training settings.", record_path)
         return []
     stored = json.loads(settings_path.read_text())
     return [name for name in _settings_differences(stored, _settings(fpt_args, training_args), fpt_args, training_args) if name not in MAY_DIFFER]
