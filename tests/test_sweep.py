@@ -374,3 +374,21 @@ def test_keeping_checkpoints_does_not_split_a_sweep(gpt2_dir, tmp_path):
         _sweep(["--learning_rates", "1e-7", "--sweep_dir", str(tmp_path / "other"), "--trial_checkpoints", str(tmp_path / "kept"),
                 *_train_argv(gpt2_dir, data, steps=6, extra=["--lr_scheduler_type", "linear"])])
     assert not (tmp_path / "other").exists()
+
+
+def test_a_trial_record_away_from_its_sweep_is_continued_with_a_warning(gpt2_dir, tmp_path, caplog):
+    import shutil
+
+    from fpt_hf.training import main as train_main
+
+    data = _easy_dataset(tmp_path / "easy")
+    constant = ["--lr_scheduler_type", "constant", "--results_dir", str(tmp_path / "results")]
+    _sweep(["--learning_rates", "3e-2", "--sweep_dir", str(tmp_path / "sweep"), "--trial_checkpoints", str(tmp_path / "kept"),
+            *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
+    moved = tmp_path / "elsewhere" / "lr0.03-seed42.json"
+    moved.parent.mkdir()
+    shutil.copy(tmp_path / "sweep" / "trials" / "lr0.03-seed42.json", moved)
+    with caplog.at_level("WARNING", logger="fpt_hf"):
+        result = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+                             "--output_dir", str(tmp_path / "run"), "--continue_trial", str(moved)])
+    assert result["continued_from_trial"]["steps"] == 6 and "no sweep_settings.json" in caplog.text
