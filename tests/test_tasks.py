@@ -215,6 +215,9 @@ def test_mnist_real_data():
     assert unpadded["test"][:1]["inputs"].shape == (1, 49, 16)
     held_out = get_task("mnist").load(SHARED_DATA / "mnist")
     assert {k: len(v) for k, v in held_out.items()} == {"train": 55000, "validation": 5000, "test": 10000}
+    from fpt_hf.training import most_common_class_share
+
+    assert most_common_class_share(held_out["test"]) == 0.1135  # digit 1: 1,135 of the 10,000 test images (read untransformed)
 
 
 def _pixel_batch(rng, n, shape=(8, 8, 3)):

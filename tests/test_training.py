@@ -523,3 +523,20 @@ def test_resumed_cifar_run_augments_as_the_uninterrupted_one(gpt2_dir, tmp_path,
     monkeypatch.setattr(RestartAugmentation, "trained_batch_sizes", lambda self, *a: [])  # restart without the replay
     unreplayed = resumed_weights("unreplayed")
     assert not all(torch.equal(expected[k], unreplayed[k]) for k in expected)
+
+
+def test_most_common_class_share_reads_stored_labels_without_the_transform():
+    """Image tasks store `label` and build `labels` on access; the floor is read from the stored column (it was None)."""
+    from datasets import Dataset
+
+    from fpt_hf.training import most_common_class_share
+
+    split = Dataset.from_dict({"pixels": [b"x"] * 5, "label": [3, 3, 3, 1, 0]})
+
+    def transform(batch):
+        raise AssertionError("the transform must not run to count labels")
+
+    split.set_transform(transform)
+    assert most_common_class_share(split) == 0.6
+    assert most_common_class_share(Dataset.from_dict({"labels": [[1, 0], [1, -100]]})) == pytest.approx(2 / 3)
+    assert most_common_class_share(Dataset.from_dict({"inputs": [1, 2]})) is None

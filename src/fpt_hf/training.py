@@ -121,9 +121,13 @@ def with_selection_split(task, data, seed: int):
 def most_common_class_share(split) -> float | None:
     """The share of a split's most common label (multi-output rows count each label; -100 is ignored): the accuracy of
     answering that class for every row, the floor a learning curve is read against. None for a split without labels."""
-    if "labels" not in (getattr(split, "column_names", None) or ()):
+    columns = getattr(split, "column_names", None) or ()
+    # image tasks store the raw `label` and make `labels` on access (set_transform): read the stored column, untransformed
+    name = next((c for c in ("labels", "label") if c in columns), None)
+    if name is None:
         return None
-    labels = np.concatenate([np.atleast_1d(np.asarray(row)).ravel() for row in split["labels"]])
+    stored = split.with_format(None) if hasattr(split, "with_format") else split
+    labels = np.concatenate([np.atleast_1d(np.asarray(row)).ravel() for row in stored[name]])
     labels = labels[labels != -100]
     return float(np.unique(labels, return_counts=True)[1].max() / labels.size) if labels.size else None
 
