@@ -188,7 +188,7 @@ def plan_trials(study, rates: list[float] | None, n_trials: int) -> int:
     return len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
 
 
-def _settings(fpt_args, training_args) -> dict:
+def comparable_settings(fpt_args, training_args) -> dict:
     """What makes trials comparable: everything but the rate, the seed and where files go."""
     from dataclasses import asdict
 
@@ -197,7 +197,7 @@ def _settings(fpt_args, training_args) -> dict:
     return json.loads(json.dumps({"fpt": {k: v for k, v in asdict(fpt_args).items() if k not in skip}, "training": training}, default=str))
 
 
-def _settings_differences(stored: dict, settings: dict, fpt_args, training_args) -> list[str]:
+def settings_differences(stored: dict, settings: dict, fpt_args, training_args) -> list[str]:
     """The `section.key` names where `stored` (an earlier run of this sweep) and `settings` differ. An option that a later
     version added and that sits at its default counts as absent (e.g. `prune_final_block`: same numbers), so an upgrade
     does not orphan a sweep; any other difference is listed."""
@@ -304,10 +304,10 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     sweep_dir = Path(sweep_args.sweep_dir or Path("outputs/sweeps") / name)
     trials_dir = sweep_dir / "trials"
     _prepare_training_args(training_args, trials_dir, sweep_args.trial_checkpoints)
-    settings = _settings(fpt_args, training_args)
+    settings = comparable_settings(fpt_args, training_args)
     settings_path = sweep_dir / "sweep_settings.json"
     if settings_path.exists():
-        changed = _settings_differences(json.loads(settings_path.read_text()), settings, fpt_args, training_args)
+        changed = settings_differences(json.loads(settings_path.read_text()), settings, fpt_args, training_args)
         if changed:
             raise ValueError(f"--sweep_dir {sweep_dir} holds a sweep of other settings ({settings_path}: {', '.join(changed[:6])} "
                              "differ); its trials would not compare. Pass another --sweep_dir.")

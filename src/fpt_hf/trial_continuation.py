@@ -50,7 +50,7 @@ def schedule_depends_on_length(training_args: TrainingArguments) -> str | None:
 def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]:
     """The settings (`section.name`) in which this run differs from the sweep the trial belongs to, as its
     `sweep_settings.json` (beside the `trials/` folder) recorded them, other than `MAY_DIFFER`; [] without that file."""
-    from .sweep import _settings, _settings_differences
+    from .sweep import comparable_settings, settings_differences
 
     settings_path = record_path.parent.parent / "sweep_settings.json"
     if not settings_path.is_file():
@@ -58,7 +58,7 @@ def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]
                        "model and resume settings are checked against the trial, not the data or the other training settings.", record_path)
         return []
     stored = json.loads(settings_path.read_text())
-    return [name for name in _settings_differences(stored, _settings(fpt_args, training_args), fpt_args, training_args) if name not in MAY_DIFFER]
+    return [name for name in settings_differences(stored, comparable_settings(fpt_args, training_args), fpt_args, training_args) if name not in MAY_DIFFER]
 
 
 def trial_checkpoint(record_path: str | Path, fpt_args, training_args: TrainingArguments) -> tuple[str, dict]:
