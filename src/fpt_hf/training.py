@@ -31,7 +31,7 @@ from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
 from .reservoir import cache_features
 from .results import curve_point, results_filename, results_path, write_json
-from .trial_continuation import continue_from_trial, provenance, trial_checkpoint
+from .trial_continuation import checked_trial_record, continue_from_trial, provenance
 
 logger = logging.getLogger("fpt_hf")
 METRIC_PATH = str(Path(__file__).parent / "metrics" / "accuracy")
@@ -283,17 +283,17 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
     if args.continue_trial is not None and training_args.resume_from_checkpoint not in _NO_RESUME:
         raise ValueError("Give --continue_trial (start from a sweep trial) or --resume_from_checkpoint (continue this run), not both.")
     resume = resolve_resume_checkpoint(training_args)
-    trial = trial_checkpoint(args.continue_trial, args, training_args) if args.continue_trial is not None else None
+    trial = checked_trial_record(args.continue_trial, args, training_args) if args.continue_trial is not None else None
     if resume is None and not args.overwrite_output_dir:
         check_output_dir_free(training_args.output_dir)
-    start_from = resume or (trial[0] if trial else None)
+    start_from = resume or (trial["checkpoint"] if trial else None)
     clock, settings = WallClock.from_checkpoint(start_from, started=start), RunSettings.of(training_args)
     trainer, data, selection = build_trainer(args, training_args, [clock, settings, *(callbacks or [])])
     model = trainer.model
     if start_from is not None:
         check_resumable(start_from, model, training_args.max_steps, settings)
     if trial is not None:
-        resume = continue_from_trial(trial[0], args.continue_trial, trial[1], training_args)
+        resume = continue_from_trial(args.continue_trial, trial, training_args)
     train_output = trainer.train(resume_from_checkpoint=resume)
     metrics = {}
     for split in task.reported_splits:

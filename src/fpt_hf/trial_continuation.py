@@ -61,8 +61,8 @@ def _changed_from_sweep(record_path: Path, fpt_args, training_args) -> list[str]
     return [name for name in settings_differences(stored, comparable_settings(fpt_args, training_args), fpt_args, training_args) if name not in MAY_DIFFER]
 
 
-def trial_checkpoint(record_path: str | Path, fpt_args, training_args: TrainingArguments) -> tuple[str, dict]:
-    """`(checkpoint, record)`: the kept checkpoint of the trial recorded in `record_path`, checked to be the beginning of
+def checked_trial_record(record_path: str | Path, fpt_args, training_args: TrainingArguments) -> dict:
+    """The sweep trial's record in `record_path` (its `checkpoint`: the trial's kept final checkpoint), checked to be the beginning of
     the run `fpt_args` and `training_args` describe (same rate, seed and other settings as the trial's sweep, a schedule
     independent of the run's length, not past its end, an empty `--output_dir`). Raises `ValueError` saying what differs."""
     path = Path(record_path)
@@ -104,13 +104,14 @@ def trial_checkpoint(record_path: str | Path, fpt_args, training_args: TrainingA
     if held:
         raise ValueError(f"--continue_trial: --output_dir {output_dir} already holds {', '.join(held[:3])}; continue that run with "
                          "--resume_from_checkpoint true instead, or pass another --output_dir.")
-    return checkpoint, record
+    return record
 
 
-def continue_from_trial(checkpoint: str, record_path: str | Path, record: dict, training_args: TrainingArguments) -> str:
-    """Copy the trial's checkpoint into `--output_dir` as the run's first checkpoint and return it (for
+def continue_from_trial(record_path: str | Path, record: dict, training_args: TrainingArguments) -> str:
+    """Copy the trial's checkpoint (`record["checkpoint"]`, see `checked_trial_record`) into `--output_dir` as the run's first checkpoint and return it (for
     `Trainer.train(resume_from_checkpoint=...)`). Its trainer state takes the run's evaluation, saving and logging
     intervals (the Trainer's resumed state keeps the checkpoint's), and `--output_dir` gets `continued_from_trial.json`."""
+    checkpoint = record["checkpoint"]
     target = Path(training_args.output_dir) / f"checkpoint-{record['steps']}"
     shutil.copytree(checkpoint, target)
     state_path = target / "trainer_state.json"
