@@ -32,11 +32,13 @@ def load_script():
     import importlib.util
 
     def load(relative_path: str):
-        path = Path(__file__).resolve().parents[1] / relative_path
-        spec = importlib.util.spec_from_file_location(path.stem, path)
-        module = importlib.util.module_from_spec(spec)
         import sys
 
+        path = Path(__file__).resolve().parents[1] / relative_path
+        if str(path.parent) not in sys.path:  # as `python <script>` does: the script imports its sibling modules
+            sys.path.insert(0, str(path.parent))
+        spec = importlib.util.spec_from_file_location(path.stem, path)
+        module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # dataclasses in the script look their module up there
         spec.loader.exec_module(module)
         return module

@@ -12,10 +12,10 @@ pytest.importorskip("optuna", reason="optuna (the sweep extra) is not installed"
 def grid(load_script, gpt2_dir, tmp_path, monkeypatch):
     module = load_script("examples/cpu_grid.py")
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setattr(module, "BACKBONE", str(gpt2_dir))
-    monkeypatch.setattr(module, "PROTOCOL", {"bit_xor": module.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
-    monkeypatch.setattr(module, "TASKS", ("bit_xor",))
-    monkeypatch.setattr(module, "MAX_EXTENSIONS", 0)  # the end-to-end tests keep to the three rates (extension: below)
+    monkeypatch.setattr(module.protocol, "BACKBONE", str(gpt2_dir))
+    monkeypatch.setattr(module.protocol, "PROTOCOL", {"bit_xor": module.protocol.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    monkeypatch.setattr(module.protocol, "TASKS", ("bit_xor",))
+    monkeypatch.setattr(module.protocol, "MAX_EXTENSIONS", 0)  # the end-to-end tests keep to the three rates (extension: below)
     return module
 
 
@@ -23,24 +23,24 @@ def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(g
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm", "--seeds", "0"])
     out = capsys.readouterr().out
     for method in ("fpt", "lstm"):
-        sweep = json.loads((grid.sweep_dir("bit_xor", method) / "sweep.json").read_text())
-        assert sorted(row["learning_rate"] for row in sweep["by_learning_rate"]) == grid.candidate_rates("bit_xor") == [3e-4, 1e-3, 3e-3]
+        sweep = json.loads((grid.protocol.sweep_dir("bit_xor", method) / "sweep.json").read_text())
+        assert sorted(row["learning_rate"] for row in sweep["by_learning_rate"]) == grid.protocol.candidate_rates("bit_xor") == [3e-4, 1e-3, 3e-3]
         assert sweep["max_steps"] == 1 and sweep["split"] == "validation"  # 10% of the budget, never the test split
-        result = json.loads(grid.finished_run("bit_xor", method, 0).read_text())
+        result = json.loads(grid.protocol.finished_run("bit_xor", method, 0).read_text())
         assert result["training_args"]["learning_rate"] == sweep["best"]["learning_rate"] and result["steps"] == 4
         assert [p["step"] for p in result["curve"]] == [2, 4]
     assert "--num_backbone_layers 1" in out and out.count("fpt-hf train") == 2
-    table = (grid.RESULTS / "table.md").read_text()
+    table = (grid.protocol.RESULTS / "table.md").read_text()
     row = next(line for line in table.splitlines() if line.startswith("| bit_xor"))
     assert row.count("(1; lr ") == 2 and "| 4 x 4 |" in row and "100 / 100 / 100 / 50.1" in row
-    assert (grid.RESULTS / "curves.png").stat().st_size > 1000
+    assert (grid.protocol.RESULTS / "curves.png").stat().st_size > 1000
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm", "--seeds", "0"])  # all done: nothing trains again
     again = capsys.readouterr().out
     assert "fpt-hf train" not in again and "fpt-hf sweep" not in again and again.count("skip bit_xor") == 2
     # a run cut off after its step-2 checkpoint (its results JSON not written yet) resumes from that checkpoint
-    lstm_rate = json.loads((grid.sweep_dir("bit_xor", "lstm") / "sweep.json").read_text())["best"]["learning_rate"]
-    cut_off = grid.run_dir("bit_xor", "lstm", 0, lstm_rate)
-    grid.finished_run("bit_xor", "lstm", 0).unlink()
+    lstm_rate = json.loads((grid.protocol.sweep_dir("bit_xor", "lstm") / "sweep.json").read_text())["best"]["learning_rate"]
+    cut_off = grid.protocol.run_dir("bit_xor", "lstm", 0, lstm_rate)
+    grid.protocol.finished_run("bit_xor", "lstm", 0).unlink()
     for name in ("model.safetensors", "config.json", "results.json", "checkpoint-4"):
         path = cut_off / name
         shutil.rmtree(path) if path.is_dir() else path.unlink(missing_ok=True)
@@ -48,7 +48,7 @@ def test_grid_cell_sweeps_then_trains_at_the_best_rate_and_skips_finished_work(g
     grid.main(["--tasks", "bit_xor", "--methods", "lstm", "--seeds", "0"])
     resumed = capsys.readouterr().out
     assert "--resume_from_checkpoint true" in resumed  # the Trainer's own resume: model, optimizer, schedule, data order
-    result = json.loads(grid.finished_run("bit_xor", "lstm", 0).read_text())
+    result = json.loads(grid.protocol.finished_run("bit_xor", "lstm", 0).read_text())
     assert result["steps"] == 4 and [p["step"] for p in result["curve"]] == [2, 4]
 
 
@@ -56,35 +56,35 @@ def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation
     """The trial at the chosen rate and the sweep's seed is the run's first 10%: the run continues its kept checkpoint
     (`--continue_trial`) instead of training those steps again; other seeds, and trials that end between the run's
     evaluations or kept no checkpoint, start from scratch."""
-    monkeypatch.setattr(grid, "PROTOCOL", {"bit_xor": grid.Budget(steps=20, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    monkeypatch.setattr(grid.protocol, "PROTOCOL", {"bit_xor": grid.protocol.Budget(steps=20, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
-    rate = grid.best_rate("bit_xor", "fpt")
-    record = grid.sweep_dir("bit_xor", "fpt") / "trials" / f"lr{rate:g}-seed0.json"
+    rate = grid.protocol.best_rate("bit_xor", "fpt")
+    record = grid.protocol.sweep_dir("bit_xor", "fpt") / "trials" / f"lr{rate:g}-seed0.json"
     trial = json.loads(record.read_text())
-    assert trial["steps"] == 2 and trial["checkpoint"].startswith(str(grid.trial_checkpoints_dir("bit_xor", "fpt")))
-    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) == record and grid.trial_to_continue("bit_xor", "fpt", 1, rate) is None
-    assert "| seed 0, starts from its sweep trial at step 2 |" in grid.status(methods=["fpt"])
+    assert trial["steps"] == 2 and trial["checkpoint"].startswith(str(grid.protocol.trial_checkpoints_dir("bit_xor", "fpt")))
+    assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) == record and grid.protocol.trial_to_continue("bit_xor", "fpt", 1, rate) is None
+    assert "| seed 0, starts from its sweep trial at step 2 |" in grid.report.status(methods=["fpt"])
     capsys.readouterr()
     grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
     out = capsys.readouterr().out
     assert out.count("--continue_trial") == 1
-    seed0 = json.loads(grid.finished_run("bit_xor", "fpt", 0).read_text())
-    seed1 = json.loads(grid.finished_run("bit_xor", "fpt", 1).read_text())
+    seed0 = json.loads(grid.protocol.finished_run("bit_xor", "fpt", 0).read_text())
+    seed1 = json.loads(grid.protocol.finished_run("bit_xor", "fpt", 1).read_text())
     assert seed0["continued_from_trial"]["trial_record"] == str(record) and seed1["continued_from_trial"] is None
     assert [p["step"] for p in seed0["curve"]] == list(range(2, 21, 2)) and seed0["curve"][0] == trial["curve"][-1]
-    budget = grid.PROTOCOL["bit_xor"]
-    monkeypatch.setitem(grid.PROTOCOL, "bit_xor", grid.Budget(steps=20, batch=4, eval_every=4, layers=1))
-    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) is None  # 2 steps: not one of the run's evaluations
-    monkeypatch.setitem(grid.PROTOCOL, "bit_xor", budget)
-    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) == record
+    budget = grid.protocol.PROTOCOL["bit_xor"]
+    monkeypatch.setitem(grid.protocol.PROTOCOL, "bit_xor", grid.protocol.Budget(steps=20, batch=4, eval_every=4, layers=1))
+    assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) is None  # 2 steps: not one of the run's evaluations
+    monkeypatch.setitem(grid.protocol.PROTOCOL, "bit_xor", budget)
+    assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) == record
     shutil.rmtree(trial["checkpoint"])  # a sweep whose checkpoint is gone (or was never kept): the run starts from scratch
-    assert grid.trial_to_continue("bit_xor", "fpt", 0, rate) is None
-    assert "--continue_trial" not in grid.train_command("bit_xor", "fpt", 0, rate, None)
+    assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) is None
+    assert "--continue_trial" not in grid.protocol.train_command("bit_xor", "fpt", 0, rate, None)
 
 
 def test_sweep_only_runs_no_training(grid, capsys):
     grid.main(["--tasks", "bit_xor", "--methods", "lstm", "--sweep_only"])
-    assert (grid.sweep_dir("bit_xor", "lstm") / "sweep.json").exists() and grid.finished_run("bit_xor", "lstm", 0) is None
+    assert (grid.protocol.sweep_dir("bit_xor", "lstm") / "sweep.json").exists() and grid.protocol.finished_run("bit_xor", "lstm", 0) is None
     assert "fpt-hf train" not in capsys.readouterr().out
 
 
@@ -92,14 +92,14 @@ def test_plan_prints_every_command_and_runs_nothing(grid, capsys):
     grid.main(["--plan"])
     out = capsys.readouterr().out
     assert out.count("fpt-hf sweep") == 4 and out.count("fpt-hf train") == 2 + 3 * 2 and "--learning_rate <best>" in out
-    assert not grid.RESULTS.exists()
+    assert not grid.protocol.RESULTS.exists()
 
 
 def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
     """The chosen rate must not sit at the end of the swept range: the next rate past it is swept, at most MAX_EXTENSIONS times."""
-    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 3e-3) == [3e-4, 1e-3, 3e-3, 9e-3]
-    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 3e-4) == [1e-4, 3e-4, 1e-3, 3e-3]
-    assert grid.extended_rates([3e-4, 1e-3, 3e-3], 1e-3) == [3e-4, 1e-3, 3e-3]
+    assert grid.protocol.extended_rates([3e-4, 1e-3, 3e-3], 3e-3) == [3e-4, 1e-3, 3e-3, 9e-3]
+    assert grid.protocol.extended_rates([3e-4, 1e-3, 3e-3], 3e-4) == [1e-4, 3e-4, 1e-3, 3e-3]
+    assert grid.protocol.extended_rates([3e-4, 1e-3, 3e-3], 1e-3) == [3e-4, 1e-3, 3e-3]
     swept, trained = [], []
 
     def fake_run(command, env):  # a sweep where accuracy grows with the rate: the best is always the largest
@@ -108,20 +108,20 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
             rates = [float(r) for r in command[start:command.index("--seeds")]]
             swept.append(rates)
             rows = [{"learning_rate": r, "mean": r} for r in rates]
-            folder = grid.sweep_dir("bit_xor", "fpt")
+            folder = grid.protocol.sweep_dir("bit_xor", "fpt")
             folder.mkdir(parents=True, exist_ok=True)
             (folder / "sweep.json").write_text(json.dumps({"by_learning_rate": rows, "best": {"learning_rate": max(rates)}}))
         else:
             trained.append(float(command[command.index("--learning_rate") + 1]))
 
     monkeypatch.setattr(grid, "_run", fake_run)
-    monkeypatch.setattr(grid, "MAX_EXTENSIONS", 2)
+    monkeypatch.setattr(grid.protocol, "MAX_EXTENSIONS", 2)
     grid.run_cell("bit_xor", "fpt", [0], None)
     assert swept == [[3e-4, 1e-3, 3e-3], [3e-4, 1e-3, 3e-3, 9e-3], [3e-4, 1e-3, 3e-3, 9e-3, 0.027]]
     stale = {"task": "bit_xor", "method": "fpt", "steps": 4, "accuracy": 1.0, "training_args": {"learning_rate": 3e-3}}
-    grid.RESULTS.mkdir(parents=True, exist_ok=True)  # a run at the rate an earlier, narrower sweep chose no longer counts
-    (grid.RESULTS / "bit_xor-fpt-x-L1-4steps-seed0.json").write_text(json.dumps(stale))
-    assert grid.finished_run("bit_xor", "fpt", 0) is None and grid.collect() == {}
+    grid.protocol.RESULTS.mkdir(parents=True, exist_ok=True)  # a run at the rate an earlier, narrower sweep chose no longer counts
+    (grid.protocol.RESULTS / "bit_xor-fpt-x-L1-4steps-seed0.json").write_text(json.dumps(stale))
+    assert grid.protocol.finished_run("bit_xor", "fpt", 0) is None and grid.report.collect() == {}
     assert trained == [0.027]
     swept.clear()
     grid.run_cell("bit_xor", "fpt", [0], None, sweep_only=True)  # already swept that far: nothing runs again
@@ -129,23 +129,23 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
 
 
 def test_status_says_what_each_cell_runs_next(grid, capsys):
-    assert "one class for every row" not in grid.status()  # nothing swept, nothing starred: no footnote
+    assert "one class for every row" not in grid.report.status()  # nothing swept, nothing starred: no footnote
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
     capsys.readouterr()
-    rate = grid.best_rate("bit_xor", "fpt")
-    rows = {line.split(" | ")[1]: line for line in grid.status().splitlines()[2:] if line.startswith("|")}
-    assert set(rows) == set(grid.METHODS)
-    swept = json.loads((grid.sweep_dir("bit_xor", "fpt") / "sweep.json").read_text())["by_learning_rate"]
+    rate = grid.protocol.best_rate("bit_xor", "fpt")
+    rows = {line.split(" | ")[1]: line for line in grid.report.status().splitlines()[2:] if line.startswith("|")}
+    assert set(rows) == set(grid.protocol.METHODS)
+    swept = json.loads((grid.protocol.sweep_dir("bit_xor", "fpt") / "sweep.json").read_text())["by_learning_rate"]
     assert rows["fpt"].count("*") == sum(1 for r in swept if r["one_class"])  # trials that answered one class are starred
-    assert ("one class for every row" in grid.status()) == any(r["one_class"] for r in swept)  # the footnote only with a star
+    assert ("one class for every row" in grid.report.status()) == any(r["one_class"] for r in swept)  # the footnote only with a star
     assert "| sweep 0.0003, 0.001, 0.003 |" in rows["lstm"] and f"| {rate:g} |" in rows["fpt"]
     assert rows["fpt"].endswith("| - | seed 0 |") and rows["fpt"].count(": ") == 3  # three swept rates, nothing trained
-    (grid.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").mkdir(parents=True)  # a run cut off after step 2
-    assert "seed 0, resumes at step 2 of 4 |" in grid.status(methods=["fpt"])
-    (grid.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").rmdir()  # an empty stand-in: the runs below start afresh
+    (grid.protocol.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").mkdir(parents=True)  # a run cut off after step 2
+    assert "seed 0, resumes at step 2 of 4 |" in grid.report.status(methods=["fpt"])
+    (grid.protocol.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").rmdir()  # an empty stand-in: the runs below start afresh
     grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
     capsys.readouterr()
-    line = grid.status(methods=["fpt"]).splitlines()[2]
+    line = grid.report.status(methods=["fpt"]).splitlines()[2]
     assert line.endswith("| done |") and "seed 0: " in line and "seed 1: " in line
     grid.main(["--status"])
     assert "| bit_xor | fpt |" in capsys.readouterr().out
@@ -168,7 +168,7 @@ def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path,
         return real_savefig(fig, *args, **kwargs)
 
     monkeypatch.setattr(plt.Figure, "savefig", keep)
-    grid.curves_figure({("bit_xor", "fpt"): [new], ("bit_xor", "lstm"): [old]}, tmp_path / "curves.png")
+    grid.report.curves_figure({("bit_xor", "fpt"): [new], ("bit_xor", "lstm"): [old]}, tmp_path / "curves.png")
     ((labels, xs, floor),) = drawn
     assert labels[0] == "fpt (n=1)" and xs[1] == [2]  # fpt's line, then a ring at step 2 only (one class there)
     assert "lstm (n=1)" in labels and floor == [pytest.approx(16.6)]
@@ -178,6 +178,6 @@ def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path,
             "curve": [{"step": 500, "accuracy": 0.991}, {"step": 1000, "accuracy": 0.998}]}
     limits = []
     monkeypatch.setattr(plt.Figure, "savefig", lambda fig, *a, **k: limits.append(fig.axes[0].get_ylim()) or keep(fig, *a, **k))
-    grid.curves_figure({("bit_xor", "fpt"): [high]}, tmp_path / "high.png")
+    grid.report.curves_figure({("bit_xor", "fpt"): [high]}, tmp_path / "high.png")
     labels, _, floor = drawn[-1]
     assert floor == [] and "most common class: 50.0% (below the axis)" in labels and limits[-1][0] > 98

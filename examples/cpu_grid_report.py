@@ -1,0 +1,150 @@
+"""The CPU grid's reports: where each cell stands (`status`), and the table and learning-curve figure of the finished
+runs (`collect`, `table`, `curves_figure`), read from the results JSONs under results/cpu-grid/; and `plan`, every
+command the grid runs."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from pathlib import Path
+
+import cpu_grid_protocol as protocol
+import numpy as np
+
+
+def plan(tasks, methods, seeds: list[int] | None, data_root: str | None) -> str:
+    """Each task's budget and every sweep and run command of its cells (a rate not yet chosen shows as `<best>`)."""
+    lines = []
+    for task in tasks:
+        budget = protocol.PROTOCOL[task]
+        lines.append(f"\n{task}: {budget.steps} steps x batch {budget.batch}, first {budget.layers} blocks, rates {protocol.candidate_rates(task)}")
+        for method in methods:
+            lines.append("  $ " + shlex.join(protocol.sweep_command(task, method, data_root)))
+            rate = protocol.best_rate(task, method)
+            for seed in seeds if seeds is not None else protocol.seeds_for(task, method):
+                command = shlex.join(protocol.train_command(task, method, seed, rate or 0.0, data_root))
+                lines.append("  $ " + (command if rate else command.replace("--learning_rate 0", "--learning_rate <best>")))
+    return "\n".join(lines)
+
+
+def status(tasks=None, methods=None) -> str:
+    """Where each cell stands: its sweep (validation accuracy per rate), the chosen rate, the seeds done and what comes
+    next (a sweep, a run resuming from its checkpoint, a new run), as a Markdown table."""
+    lines = ["| task | method | sweep: rate -> validation % | rate | done | next |", "|---|---|---|---|---|---|"]
+    for task in tasks or protocol.TASKS:
+        for method in methods or protocol.METHODS:
+            path = protocol.sweep_dir(task, method) / "sweep.json"
+            rows = json.loads(path.read_text())["by_learning_rate"] if path.exists() else []
+            swept = ", ".join(f"{r['learning_rate']:g}: {100 * r['mean']:.2f}{'*' if r.get('one_class') else ''}"
+                              for r in sorted(rows, key=lambda r: r["learning_rate"]) if r["mean"] is not None)
+            pending, rate = protocol.next_sweep(task, method), protocol.best_rate(task, method)
+            done = {seed: protocol.finished_run(task, method, seed) for seed in protocol.seeds_for(task, method)}
+            accuracies = [f"seed {seed}: {100 * json.loads(p.read_text())['accuracy']:.2f}" for seed, p in done.items() if p]
+            todo = [seed for seed, p in done.items() if not p]
+            if pending is not None:
+                new = sorted(set(pending) - {r["learning_rate"] for r in rows})
+                step = f"sweep {', '.join(f'{r:g}' for r in new)}"
+            elif todo:
+                checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
+                trial = None if checkpoint else protocol.trial_to_continue(task, method, todo[0], rate)
+                step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.PROTOCOL[task].steps}" if checkpoint else "")
+                step += f", starts from its sweep trial at step {json.loads(trial.read_text())['steps']}" if trial else ""
+            else:
+                step = "done"
+            lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "
+                         f"{'; '.join(accuracies) or '-'} | {step} |")
+    if any("*" in line for line in lines[2:]):
+        lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
+                     "(measured for trials run since 2026-11-26).")
+    return "\n".join(lines) + "\n"
+
+
+def collect() -> dict[tuple[str, str], list[dict]]:
+    """(task, method) -> the results at the task's budget and the cell's chosen rate, one per seed."""
+    cells: dict[tuple[str, str], list[dict]] = {}
+    for path in sorted(protocol.RESULTS.glob("*.json")):
+        result = json.loads(path.read_text())
+        if result["task"] in protocol.PROTOCOL and result["steps"] == protocol.PROTOCOL[result["task"]].steps and protocol.at_chosen_rate(result):
+            cells.setdefault((result["task"], result["method"]), []).append(result)
+    return cells
+
+
+def _cell_text(runs: list[dict] | None) -> str:
+    if not runs:
+        return "-"
+    acc = 100 * np.array([r["accuracy"] for r in runs])
+    lr = runs[0]["training_args"]["learning_rate"]
+    spread = f" ± {acc.std(ddof=1):.2f}" if len(acc) > 1 else ""
+    return f"{acc.mean():.2f}{spread} ({len(acc)}; lr {lr:g})"
+
+
+def table(cells: dict) -> str:
+    from fpt_hf.results import PAPER
+
+    lines = ["| task | budget (steps x batch) | fpt | full | frozen_random | LSTM | paper fpt / full / frozen_random / LSTM | wall time per run (h) |",
+             "|---|---|---|---|---|---|---|---|"]
+    for task in protocol.TASKS:
+        budget = protocol.PROTOCOL[task]
+        walls = ", ".join(f"{m} {np.mean([r['wall_time_s'] for r in cells[(task, m)]]) / 3600:.2f}" for m in protocol.METHODS if (task, m) in cells)
+        paper = " / ".join(str(PAPER[m].get(task, "-")) for m in protocol.METHODS)
+        lines.append(f"| {task} | {budget.steps} x {budget.batch} | " + " | ".join(_cell_text(cells.get((task, m))) for m in protocol.METHODS)
+                     + f" | {paper} | {walls or '-'} |")
+    lines.append("")
+    lines.append("Cells: test accuracy % (remote homology: TAPE valid, the paper's split), mean ± std over seeds (n seeds; the "
+                 "learning rate the sweep chose). The transformer methods run the task's first `layers` SmolLM2 blocks (6; ListOps and "
+                 "CIFAR-10 LRA 3).")
+    return "\n".join(lines)
+
+
+def curves_figure(cells: dict, path: Path) -> Path:
+    """Accuracy on each run's selection split (validation; remote homology: a slice of train) vs steps, one panel per
+    task, one line per method (mean over seeds); a ring where every seed answered one class for every row, a dotted line
+    at the most common class's share (runs since 2026-11-26 record both), or its value in the legend where it lies far
+    below the curves."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    tasks = [t for t in protocol.TASKS if any((t, m) in cells for m in protocol.METHODS)]
+    fig, axes = plt.subplots(1, max(len(tasks), 1), figsize=(3.6 * max(len(tasks), 1), 3.2), squeeze=False)
+    for ax, task in zip(axes[0], tasks):
+        for method in protocol.METHODS:
+            runs = [r for r in cells.get((task, method), []) if r.get("curve")]
+            if not runs:
+                continue
+            steps = sorted({p["step"] for r in runs for p in r["curve"]})
+            mean = [100 * np.mean([p["accuracy"] for r in runs for p in r["curve"] if p["step"] == s]) for s in steps]
+            line, = ax.plot(steps, mean, marker=".", label=f"{method} (n={len(runs)})")
+            one_class = [(s, m) for s, m in zip(steps, mean)  # every seed answered one class for every row there
+                         if all(p.get("top_prediction_share") == 1.0 for r in runs for p in r["curve"] if p["step"] == s)]
+            if one_class:
+                ax.plot(*zip(*one_class), "o", mfc="none", color=line.get_color(), ms=7)
+        floors = [r["most_common_class_share"][r["selection_split"]] for m in protocol.METHODS for r in cells.get((task, m), [])
+                  if (r.get("most_common_class_share") or {}).get(r.get("selection_split"))]
+        if floors:  # drawn where it falls within the curves' range; far below them it would flatten the curves
+            floor, (bottom, top) = 100 * np.mean(floors), ax.get_ylim()
+            if floor >= bottom - 0.1 * (top - bottom):
+                ax.axhline(floor, color="gray", ls=":", lw=1, label="most common class")
+            else:
+                ax.plot([], [], color="gray", ls=":", lw=1, label=f"most common class: {floor:.1f}% (below the axis)")
+        splits = sorted({r.get("selection_split") or "validation" for m in protocol.METHODS for r in cells.get((task, m), [])})
+        ax.set_title(f"{task} ({', '.join(splits)} split)", fontsize=9)
+        ax.set_xlabel("step")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    axes[0, 0].set_ylabel("accuracy % on the selection split")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_table_and_curves() -> str:
+    """Write results/cpu-grid/table.md and curves.png from the finished runs; return the table and the figure's path."""
+    cells = collect()
+    protocol.RESULTS.mkdir(parents=True, exist_ok=True)
+    text = table(cells)
+    (protocol.RESULTS / "table.md").write_text(text + "\n")
+    return f"{text}\n{curves_figure(cells, protocol.RESULTS / 'curves.png')}"
