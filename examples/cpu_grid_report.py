@@ -41,22 +41,48 @@ def status(tasks=None, methods=None) -> str:
             done = {seed: protocol.finished_run(task, method, seed) for seed in protocol.seeds_for(task, method)}
             accuracies = [f"seed {seed}: {100 * json.loads(p.read_text())['accuracy']:.2f}" for seed, p in done.items() if p]
             todo = [seed for seed, p in done.items() if not p]
+            hours = None
             if pending is not None:
                 new = sorted(set(pending) - {r["learning_rate"] for r in rows})
                 step = f"sweep {', '.join(f'{r:g}' for r in new)}"
+                hours = _hours(task, method, trials=len(new))
             elif todo:
                 checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
                 trial = None if checkpoint else protocol.trial_to_continue(task, method, todo[0], rate)
                 step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.PROTOCOL[task].steps}" if checkpoint else "")
                 step += f", starts from its sweep trial at step {json.loads(trial.read_text())['steps']}" if trial else ""
+                start = checkpoint or (json.loads(trial.read_text())["steps"] if trial else 0)
+                hours = _hours(task, method, from_step=start)
             else:
                 step = "done"
+            step += f" (~{hours:.1f} h)" if hours is not None else ""
             lines.append(f"| {task} | {method} | {swept or '-'} | {'' if pending is not None or rate is None else f'{rate:g}'} | "
                          f"{'; '.join(accuracies) or '-'} | {step} |")
     if any("*" in line for line in lines[2:]):
         lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
                      "(measured for trials run since 2026-11-26).")
     return "\n".join(lines) + "\n"
+
+
+def _hours(task: str, method: str, trials: int = 0, from_step: int = 0) -> float | None:
+    """Hours on one core the cell's next step takes, from the wall times measured here: `trials` more sweep trials (the
+    mean of its trials so far), or a run from `from_step` to the budget (its finished runs' mean, else its trials' seconds
+    per step, evaluation included: an overestimate where a trial evaluates more often than the run, as on ListOps and
+    CIFAR-10 LRA); None before any of the cell's work has a wall time. Machines differ (one ran the same steps 1.7x
+    as fast as another), so this sizes a session's jobs, nothing more."""
+    records = [json.loads(p.read_text()) for p in sorted((protocol.sweep_dir(task, method) / "trials").glob("*.json"))]
+    records = [r for r in records if r.get("wall_time_s") and r.get("steps")]
+    if trials:
+        return trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
+    steps = protocol.PROTOCOL[task].steps
+    runs = [json.loads(p.read_text()) for p in map(lambda seed: protocol.finished_run(task, method, seed), protocol.seeds_for(task, method)) if p]
+    if runs:
+        per_step = sum(r["wall_time_s"] for r in runs) / len(runs) / steps
+    elif records:
+        per_step = sum(r["wall_time_s"] / r["steps"] for r in records) / len(records)
+    else:
+        return None
+    return per_step * (steps - from_step) / 3600
 
 
 def collect() -> dict[tuple[str, str], list[dict]]:

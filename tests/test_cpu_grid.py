@@ -63,7 +63,7 @@ def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation
     trial = json.loads(record.read_text())
     assert trial["steps"] == 2 and trial["checkpoint"].startswith(str(grid.protocol.trial_checkpoints_dir("bit_xor", "fpt")))
     assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) == record and grid.protocol.trial_to_continue("bit_xor", "fpt", 1, rate) is None
-    assert "| seed 0, starts from its sweep trial at step 2 |" in grid.report.status(methods=["fpt"])
+    assert "| seed 0, starts from its sweep trial at step 2 (~0.0 h) |" in grid.report.status(methods=["fpt"])
     capsys.readouterr()
     grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
     out = capsys.readouterr().out
@@ -139,9 +139,9 @@ def test_status_says_what_each_cell_runs_next(grid, capsys):
     assert rows["fpt"].count("*") == sum(1 for r in swept if r["one_class"])  # trials that answered one class are starred
     assert ("one class for every row" in grid.report.status()) == any(r["one_class"] for r in swept)  # the footnote only with a star
     assert "| sweep 0.0003, 0.001, 0.003 |" in rows["lstm"] and f"| {rate:g} |" in rows["fpt"]
-    assert rows["fpt"].endswith("| - | seed 0 |") and rows["fpt"].count(": ") == 3  # three swept rates, nothing trained
+    assert rows["fpt"].endswith("| - | seed 0 (~0.0 h) |") and rows["fpt"].count(": ") == 3  # three swept rates, nothing trained
     (grid.protocol.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").mkdir(parents=True)  # a run cut off after step 2
-    assert "seed 0, resumes at step 2 of 4 |" in grid.report.status(methods=["fpt"])
+    assert "seed 0, resumes at step 2 of 4 (~0.0 h) |" in grid.report.status(methods=["fpt"])
     (grid.protocol.run_dir("bit_xor", "fpt", 0, rate) / "checkpoint-2").rmdir()  # an empty stand-in: the runs below start afresh
     grid.main(["--tasks", "bit_xor", "--methods", "fpt"])
     capsys.readouterr()
@@ -181,3 +181,31 @@ def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path,
     grid.report.curves_figure({("bit_xor", "fpt"): [high]}, tmp_path / "high.png")
     labels, _, floor = drawn[-1]
     assert floor == [] and "most common class: 50.0% (below the axis)" in labels and limits[-1][0] > 98
+
+
+def test_status_estimates_each_next_step_from_the_wall_times_measured(grid):
+    """Sweep trials: their mean wall time each; a run: its cell's finished runs, else its trials' seconds per step x the
+    steps left (a resumed run counts from its checkpoint)."""
+    trials = grid.protocol.sweep_dir("bit_xor", "fpt") / "trials"
+    trials.mkdir(parents=True)
+    walls = {1e-3: 3600.0, 3e-3: 7200.0}
+    for rate, wall in walls.items():
+        (trials / f"lr{rate:g}-seed0.json").write_text(json.dumps({"learning_rate": rate, "steps": 1, "wall_time_s": wall}))
+    rows = [{"learning_rate": rate, "mean": 0.5 + rate} for rate in walls]
+    sweep = trials.parent / "sweep.json"
+    sweep.write_text(json.dumps({"by_learning_rate": rows, "best": {"learning_rate": 3e-3}}))
+
+    def next_step():
+        return next(line for line in grid.report.status(methods=["fpt"]).splitlines() if line.startswith("| bit_xor")).split(" | ")[-1]
+
+    assert next_step() == "sweep 0.0003 (~1.5 h) |"  # one trial left, the mean of 1 h and 2 h
+    (trials / "lr0.0003-seed0.json").write_text(json.dumps({"learning_rate": 3e-4, "steps": 2, "wall_time_s": 10800.0}))
+    sweep.write_text(json.dumps({"by_learning_rate": [*rows, {"learning_rate": 3e-4, "mean": 0.1}], "best": {"learning_rate": 3e-3}}))
+    assert next_step() == "seed 0 (~6.0 h) |"  # (3600 + 7200 + 5400) / 3 s per step x 4 steps
+    (grid.protocol.run_dir("bit_xor", "fpt", 0, 3e-3) / "checkpoint-3").mkdir(parents=True)
+    assert next_step() == "seed 0, resumes at step 3 of 4 (~1.5 h) |"
+    grid.protocol.RESULTS.mkdir(parents=True, exist_ok=True)
+    finished = {"task": "bit_xor", "method": "fpt", "steps": 4, "accuracy": 1.0, "wall_time_s": 7200.0, "training_args": {"learning_rate": 3e-3}}
+    (grid.protocol.RESULTS / "bit_xor-fpt-x-L1-4steps-seed0.json").write_text(json.dumps(finished))
+    assert next_step() == "seed 1 (~2.0 h) |"  # the finished run's own wall time
+    assert "~" not in grid.report.status(methods=["lstm"])  # nothing of that cell measured yet: no estimate
