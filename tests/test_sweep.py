@@ -31,8 +31,8 @@ def _easy_dataset(path, n_train=96, n_val=32, n_test=32):
     return path
 
 
-def _train_argv(gpt2_dir, data, steps=12, extra=()):
-    return ["--dataset", str(data), "--backbone", str(gpt2_dir), "--method", "fpt", "--max_steps", str(steps), "--eval_steps", "6",
+def _train_argv(gpt2_dir, data, steps=12, extra=(), method="fpt"):
+    return ["--dataset", str(data), "--backbone", str(gpt2_dir), "--method", method, "--max_steps", str(steps), "--eval_steps", "6",
             "--per_device_train_batch_size", "16", *QUIET, *extra]
 
 
@@ -269,7 +269,8 @@ def _weights(folder):
     return load_file(str(folder / "model.safetensors"))
 
 
-def test_a_run_continued_from_a_kept_trial_checkpoint_is_the_uninterrupted_run(gpt2_dir, tmp_path):
+@pytest.mark.parametrize("method", ["fpt", "frozen_random", "lstm"])  # frozen_random: its random blocks drawn alike too
+def test_a_run_continued_from_a_kept_trial_checkpoint_is_the_uninterrupted_run(gpt2_dir, tmp_path, method):
     """A 6-step trial's checkpoint + 6 more steps (`--continue_trial`) = 12 steps from scratch: the same weights, curve
     and test accuracy, with the trial's evaluation as the curve's first point and the trial's time in the wall time."""
     from fpt_hf.training import main as train_main
@@ -278,15 +279,15 @@ def test_a_run_continued_from_a_kept_trial_checkpoint_is_the_uninterrupted_run(g
     constant = ["--lr_scheduler_type", "constant", "--eval_strategy", "steps", "--save_steps", "6", "--results_dir", str(tmp_path / "results")]
     out = tmp_path / "sweep"
     _sweep(["--learning_rates", "1e-7", "3e-2", "--sweep_dir", str(out), "--trial_checkpoints", str(tmp_path / "kept"),
-            *_train_argv(gpt2_dir, data, steps=6, extra=constant)])
+            *_train_argv(gpt2_dir, data, steps=6, extra=constant, method=method)])
     record_path = out / "trials" / "lr0.03-seed42.json"
     record = json.loads(record_path.read_text())
     assert record["checkpoint"].startswith(str(tmp_path / "kept")) and (tmp_path / "kept").is_dir()
     assert not list((out / "trials").glob("run-*"))  # checkpoints stay out of the sweep's (curated) folder
 
-    whole = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+    whole = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant, method=method), "--learning_rate", "0.03", "--seed", "42",
                         "--output_dir", str(tmp_path / "whole")])
-    continued = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant), "--learning_rate", "0.03", "--seed", "42",
+    continued = train_main([*_train_argv(gpt2_dir, data, steps=12, extra=constant, method=method), "--learning_rate", "0.03", "--seed", "42",
                             "--output_dir", str(tmp_path / "continued"), "--continue_trial", str(record_path)])
     assert whole["curve"][0]["accuracy"] == record["curve"][-1]["accuracy"]  # the trial is the run's first 6 steps
     assert continued["curve"] == whole["curve"] and continued["accuracy"] == whole["accuracy"]

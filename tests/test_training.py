@@ -37,6 +37,7 @@ def test_bit_xor_reaches_100_percent(gpt2_dir, tmp_path):
     written = json.loads(path.read_text())
     assert written["accuracy"] == 1.0 and written["steps"] == 300 and written["world_size"] == 1
     assert written["trainable_parameters"] > 0 and written["hardware"]["cpu_count"] >= 1
+    assert written["hardware"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # what sets a CPU run's speed
     # the saved best model reproduces the reported metric through the CLI's evaluate path
     from fpt_hf.evaluation import evaluate_checkpoint
 
@@ -540,3 +541,16 @@ def test_most_common_class_share_reads_stored_labels_without_the_transform():
     assert most_common_class_share(split) == 0.6
     assert most_common_class_share(Dataset.from_dict({"labels": [[1, 0], [1, -100]]})) == pytest.approx(2 / 3)
     assert most_common_class_share(Dataset.from_dict({"inputs": [1, 2]})) is None
+
+
+def test_results_name_the_cpu_features_that_set_speed_and_bf16_numerics(tmp_path):
+    from fpt_hf.training import cpu_model_and_flags
+
+    cpu = "processor\t: 0\nmodel name\t: Xeon Test\nflags\t\t: fpu avx2 avx512f avx512_bf16\n\nprocessor\t: 1\nmodel name\t: Xeon Test\nflags\t\t: fpu avx2 avx512f avx512_bf16\n"
+    (tmp_path / "cpuinfo").write_text(cpu)
+    assert cpu_model_and_flags(str(tmp_path / "cpuinfo")) == ("Xeon Test", ["avx512_bf16", "avx512f", "avx2"])  # no AMX here
+    assert cpu_model_and_flags(str(tmp_path / "absent"))[1] is None  # unreadable: unknown, not "none of them"
+    if os.path.exists("/proc/cpuinfo"):  # this machine, parsed independently
+        flags = next(line for line in open("/proc/cpuinfo") if line.startswith("flags")).split(":")[1].split()
+        assert cpu_model_and_flags()[1] == [f for f in ("amx_bf16", "amx_tile", "avx512_bf16", "avx512f", "avx2") if f in flags]
+
