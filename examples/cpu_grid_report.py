@@ -49,10 +49,10 @@ def status(tasks=None, methods=None) -> str:
             elif todo:
                 checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
                 trial = None if checkpoint else protocol.trial_to_continue(task, method, todo[0], rate)
+                trial_steps = json.loads(trial.read_text())["steps"] if trial else 0
                 step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.PROTOCOL[task].steps}" if checkpoint else "")
-                step += f", starts from its sweep trial at step {json.loads(trial.read_text())['steps']}" if trial else ""
-                start = checkpoint or (json.loads(trial.read_text())["steps"] if trial else 0)
-                hours = _hours(task, method, from_step=start)
+                step += f", starts from its sweep trial at step {trial_steps}" if trial else ""
+                hours = _hours(task, method, from_step=checkpoint or trial_steps)
             else:
                 step = "done"
             step += f" (~{hours:.1f} h)" if hours is not None else ""
