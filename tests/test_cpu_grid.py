@@ -209,3 +209,21 @@ def test_status_estimates_each_next_step_from_the_wall_times_measured(grid):
     (grid.protocol.RESULTS / "bit_xor-fpt-x-L1-4steps-seed0.json").write_text(json.dumps(finished))
     assert next_step() == "seed 1 (~2.0 h) |"  # the finished run's own wall time
     assert "~" not in grid.report.status(methods=["lstm"])  # nothing of that cell measured yet: no estimate
+
+
+def test_table_adds_a_row_for_each_other_split_every_run_reports(grid, monkeypatch):
+    """Remote homology's runs report TAPE's `valid` (the paper's split) and its fold holdout (`test`): both rows."""
+    monkeypatch.setattr(grid.protocol, "TASKS", ("remote_homology",))
+    monkeypatch.setattr(grid.protocol, "PROTOCOL", {"remote_homology": grid.protocol.Budget(steps=4, batch=2, eval_every=2)})
+
+    def run(valid, test):
+        return {"accuracy": valid, "accuracy_by_split": {"validation": valid, "test": test}, "eval_split": "validation",
+                "training_args": {"learning_rate": 1e-4}, "wall_time_s": 3600.0}
+
+    cells = {("remote_homology", "fpt"): [run(0.07, 0.08), run(0.05, 0.06)], ("remote_homology", "lstm"): [run(0.02, 0.03)]}
+    rows = [line for line in grid.report.table(cells).splitlines() if line.startswith("| remote_homology")]
+    assert len(rows) == 2 and "| 6.00 ± 1.41 (2; lr 0.0001) |" in rows[0] and "| 2.00 (1; lr 0.0001) |" in rows[0]
+    assert rows[1].startswith("| remote_homology, `test` split (test_fold_holdout) |")
+    assert "| 7.00 ± 1.41 (2; lr 0.0001) |" in rows[1] and "| 3.00 (1; lr 0.0001) |" in rows[1]
+    del cells[("remote_homology", "lstm")][0]["accuracy_by_split"]["test"]  # a run without that split: no row mixing splits
+    assert sum(line.startswith("| remote_homology") for line in grid.report.table(cells).splitlines()) == 1
