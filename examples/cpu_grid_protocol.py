@@ -43,7 +43,7 @@ class Budget:
 # took 2.3 h, but the same steps measured 0.62 s each in the grid, 4.3 h). ListOps and CIFAR-10 LRA use 3 blocks: at 6, a ListOps run
 # would hold ~200 steps and its 2,000-row evaluations ~33 min each. Bit memory keeps the attention-sink token that its
 # 6-block fpt runs needed (docs/results.md). docs/cpu_grid.md records the wall times measured.
-PROTOCOL = {
+BUDGETS = {
     "bit_memory": Budget(steps=6000, batch=16, eval_every=500, other_seeds=1, transformer_flags=("--sink_tokens", "1")),
     "bit_xor": Budget(steps=500, batch=16, eval_every=50),
     "listops": Budget(steps=400, batch=8, eval_every=200, layers=3, other_seeds=1),
@@ -55,7 +55,7 @@ PROTOCOL = {
 
 
 def seeds_for(task: str, method: str) -> list[int]:
-    return [0, 1] if method == "fpt" else list(range(PROTOCOL[task].other_seeds))
+    return [0, 1] if method == "fpt" else list(range(BUDGETS[task].other_seeds))
 
 
 def candidate_rates(task: str) -> list[float]:
@@ -78,7 +78,7 @@ def extended_rates(rates: list[float], best: float) -> list[float]:
 
 def run_flags(task: str, method: str, data_root: str | None) -> list[str]:
     """The `fpt-hf train` flags every sweep trial and final run of a cell shares (not the rate, seed, length)."""
-    budget = PROTOCOL[task]
+    budget = BUDGETS[task]
     flags = ["--task", task, "--method", method, "--preset", "cpu", "--use_cpu", "--per_device_train_batch_size", str(budget.batch),
              "--report_to", "none", "--disable_tqdm", "true", *budget.flags]
     if method != "lstm":
@@ -102,7 +102,7 @@ def run_dir(task: str, method: str, seed: int, learning_rate: float) -> Path:
 
 
 def sweep_command(task: str, method: str, data_root: str | None, rates: list[float] | None = None) -> list[str]:
-    steps = max(int(PROTOCOL[task].steps * SWEEP_FRACTION), 1)
+    steps = max(int(BUDGETS[task].steps * SWEEP_FRACTION), 1)
     return ["fpt-hf", "sweep", "--learning_rates", *map(str, rates or candidate_rates(task)), "--seeds", str(SWEEP_SEED),
             "--sweep_dir", str(sweep_dir(task, method)), "--trial_checkpoints", str(trial_checkpoints_dir(task, method)),
             *run_flags(task, method, data_root), "--max_steps", str(steps), "--eval_steps", str(steps)]
@@ -111,7 +111,7 @@ def sweep_command(task: str, method: str, data_root: str | None, rates: list[flo
 def train_command(task: str, method: str, seed: int, learning_rate: float, data_root: str | None) -> list[str]:
     """The run's `fpt-hf train` command; it resumes from the run's last checkpoint when an earlier run was cut off, or
     else starts from the sweep's trial at its rate and seed where that is the run's beginning (`trial_to_continue`)."""
-    budget = PROTOCOL[task]
+    budget = BUDGETS[task]
     output_dir = run_dir(task, method, seed, learning_rate)
     trial = trial_to_continue(task, method, seed, learning_rate)
     if any(output_dir.glob("checkpoint-*")):
@@ -132,7 +132,7 @@ def trial_to_continue(task: str, method: str, seed: int, learning_rate: float) -
         return None
     trial = json.loads(record.read_text())
     kept = trial.get("checkpoint") and Path(trial["checkpoint"], "trainer_state.json").is_file()
-    return record if kept and trial["steps"] % PROTOCOL[task].eval_every == 0 else None
+    return record if kept and trial["steps"] % BUDGETS[task].eval_every == 0 else None
 
 
 def best_rate(task: str, method: str) -> float | None:
@@ -167,7 +167,7 @@ def at_chosen_rate(result: dict) -> bool:
 
 def finished_run(task: str, method: str, seed: int) -> Path | None:
     """The results JSON of this cell and seed at the task's budget and chosen rate, if it is there."""
-    for path in sorted(RESULTS.glob(f"{task}-{method}-*-{PROTOCOL[task].steps}steps-seed{seed}*.json")):
+    for path in sorted(RESULTS.glob(f"{task}-{method}-*-{BUDGETS[task].steps}steps-seed{seed}*.json")):
         result = json.loads(path.read_text())
         if result["task"] == task and result["method"] == method and at_chosen_rate(result):
             return path

@@ -16,7 +16,7 @@ def plan(tasks, methods, seeds: list[int] | None, data_root: str | None) -> str:
     """Each task's budget and every sweep and run command of its cells (a rate not yet chosen shows as `<best>`)."""
     lines = []
     for task in tasks:
-        budget = protocol.PROTOCOL[task]
+        budget = protocol.BUDGETS[task]
         lines.append(f"\n{task}: {budget.steps} steps x batch {budget.batch}, first {budget.layers} blocks, rates {protocol.candidate_rates(task)}")
         for method in methods:
             lines.append("  $ " + shlex.join(protocol.sweep_command(task, method, data_root)))
@@ -50,7 +50,7 @@ def status(tasks=None, methods=None) -> str:
                 checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
                 trial = None if checkpoint else protocol.trial_to_continue(task, method, todo[0], rate)
                 trial_steps = json.loads(trial.read_text())["steps"] if trial else 0
-                step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.PROTOCOL[task].steps}" if checkpoint else "")
+                step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.BUDGETS[task].steps}" if checkpoint else "")
                 step += f", starts from its sweep trial at step {trial_steps}" if trial else ""
                 hours = _hours(task, method, from_step=checkpoint or trial_steps)
             else:
@@ -74,7 +74,7 @@ def _hours(task: str, method: str, trials: int = 0, from_step: int = 0) -> float
     records = [r for r in records if r.get("wall_time_s") and r.get("steps")]
     if trials:
         return trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
-    steps = protocol.PROTOCOL[task].steps
+    steps = protocol.BUDGETS[task].steps
     runs = [json.loads(p.read_text()) for p in map(lambda seed: protocol.finished_run(task, method, seed), protocol.seeds_for(task, method)) if p]
     if runs:
         per_step = sum(r["wall_time_s"] for r in runs) / len(runs) / steps
@@ -90,7 +90,7 @@ def collect() -> dict[tuple[str, str], list[dict]]:
     cells: dict[tuple[str, str], list[dict]] = {}
     for path in sorted(protocol.RESULTS.glob("*.json")):
         result = json.loads(path.read_text())
-        if result["task"] in protocol.PROTOCOL and result["steps"] == protocol.PROTOCOL[result["task"]].steps and protocol.at_chosen_rate(result):
+        if result["task"] in protocol.BUDGETS and result["steps"] == protocol.BUDGETS[result["task"]].steps and protocol.at_chosen_rate(result):
             cells.setdefault((result["task"], result["method"]), []).append(result)
     return cells
 
@@ -112,7 +112,7 @@ def table(cells: dict) -> str:
     lines = ["| task | budget (steps x batch) | fpt | full | frozen_random | LSTM | paper fpt / full / frozen_random / LSTM | wall time per run (h) |",
              "|---|---|---|---|---|---|---|---|"]
     for task in protocol.TASKS:
-        budget = protocol.PROTOCOL[task]
+        budget = protocol.BUDGETS[task]
         walls = ", ".join(f"{m} {np.mean([r['wall_time_s'] for r in cells[(task, m)]]) / 3600:.2f}" for m in protocol.METHODS if (task, m) in cells)
         paper = " / ".join(str(PAPER[m].get(task, "-")) for m in protocol.METHODS)
         lines.append(f"| {task} | {budget.steps} x {budget.batch} | " + " | ".join(_cell_text(cells.get((task, m))) for m in protocol.METHODS)

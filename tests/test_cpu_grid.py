@@ -13,7 +13,7 @@ def grid(load_script, gpt2_dir, tmp_path, monkeypatch):
     module = load_script("examples/cpu_grid.py")
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(module.protocol, "BACKBONE", str(gpt2_dir))
-    monkeypatch.setattr(module.protocol, "PROTOCOL", {"bit_xor": module.protocol.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    monkeypatch.setattr(module.protocol, "BUDGETS", {"bit_xor": module.protocol.Budget(steps=4, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
     monkeypatch.setattr(module.protocol, "TASKS", ("bit_xor",))
     monkeypatch.setattr(module.protocol, "MAX_EXTENSIONS", 0)  # the end-to-end tests keep to the three rates (extension: below)
     return module
@@ -56,7 +56,7 @@ def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation
     """The trial at the chosen rate and the sweep's seed is the run's first 10%: the run continues its kept checkpoint
     (`--continue_trial`) instead of training those steps again; other seeds, and trials that end between the run's
     evaluations or kept no checkpoint, start from scratch."""
-    monkeypatch.setattr(grid.protocol, "PROTOCOL", {"bit_xor": grid.protocol.Budget(steps=20, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
+    monkeypatch.setattr(grid.protocol, "BUDGETS", {"bit_xor": grid.protocol.Budget(steps=20, batch=4, eval_every=2, layers=1, flags=("--train_size", "32"))})
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
     rate = grid.protocol.best_rate("bit_xor", "fpt")
     record = grid.protocol.sweep_dir("bit_xor", "fpt") / "trials" / f"lr{rate:g}-seed0.json"
@@ -72,10 +72,10 @@ def test_seed_0_starts_from_its_sweep_trial_when_the_trial_ends_at_an_evaluation
     seed1 = json.loads(grid.protocol.finished_run("bit_xor", "fpt", 1).read_text())
     assert seed0["continued_from_trial"]["trial_record"] == str(record) and seed1["continued_from_trial"] is None
     assert [p["step"] for p in seed0["curve"]] == list(range(2, 21, 2)) and seed0["curve"][0] == trial["curve"][-1]
-    budget = grid.protocol.PROTOCOL["bit_xor"]
-    monkeypatch.setitem(grid.protocol.PROTOCOL, "bit_xor", grid.protocol.Budget(steps=20, batch=4, eval_every=4, layers=1))
+    budget = grid.protocol.BUDGETS["bit_xor"]
+    monkeypatch.setitem(grid.protocol.BUDGETS, "bit_xor", grid.protocol.Budget(steps=20, batch=4, eval_every=4, layers=1))
     assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) is None  # 2 steps: not one of the run's evaluations
-    monkeypatch.setitem(grid.protocol.PROTOCOL, "bit_xor", budget)
+    monkeypatch.setitem(grid.protocol.BUDGETS, "bit_xor", budget)
     assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) == record
     shutil.rmtree(trial["checkpoint"])  # a sweep whose checkpoint is gone (or was never kept): the run starts from scratch
     assert grid.protocol.trial_to_continue("bit_xor", "fpt", 0, rate) is None
@@ -214,7 +214,7 @@ def test_status_estimates_each_next_step_from_the_wall_times_measured(grid):
 def test_table_adds_a_row_for_each_other_split_every_run_reports(grid, monkeypatch):
     """Remote homology's runs report TAPE's `valid` (the paper's split) and its fold holdout (`test`): both rows."""
     monkeypatch.setattr(grid.protocol, "TASKS", ("remote_homology",))
-    monkeypatch.setattr(grid.protocol, "PROTOCOL", {"remote_homology": grid.protocol.Budget(steps=4, batch=2, eval_every=2)})
+    monkeypatch.setattr(grid.protocol, "BUDGETS", {"remote_homology": grid.protocol.Budget(steps=4, batch=2, eval_every=2)})
 
     def run(valid, test):
         return {"accuracy": valid, "accuracy_by_split": {"validation": valid, "test": test}, "eval_split": "validation",
