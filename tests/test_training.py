@@ -46,10 +46,11 @@ def test_bit_xor_reaches_100_percent(gpt2_dir, tmp_path):
 
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").exists(), reason=f"real MNIST not found at {SHARED_DATA / 'mnist'}")
 def test_mnist_end_to_end(gpt2_dir, tmp_path):
-    results = main(_args(tmp_path, gpt2_dir, "--data_dir", str(SHARED_DATA / "mnist"), "--max_steps", "500", "--learning_rate", "2e-3",
+    # 500 steps gave 0.39-0.55 across seeds and machines (a marginal pass); 1,000 steps gave 0.72-0.74 on seeds 42/0/1
+    results = main(_args(tmp_path, gpt2_dir, "--data_dir", str(SHARED_DATA / "mnist"), "--max_steps", "1000", "--learning_rate", "2e-3",
                          "--per_device_train_batch_size", "32", "--eval_strategy", "no", "--save_strategy", "no",
                          "--load_best_model_at_end", "false", "--per_device_eval_batch_size", "500", task="mnist", method="full"))
-    assert results["eval_split"] == "test" and results["accuracy"] > 0.4  # chance is 0.1
+    assert results["eval_split"] == "test" and results["accuracy"] > 0.5  # chance is 0.1
 
 
 def test_listops_lstm_end_to_end(tmp_path, monkeypatch):
