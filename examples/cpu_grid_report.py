@@ -43,9 +43,11 @@ def status(tasks=None, methods=None) -> str:
             accuracies = [f"seed {seed}: {100 * result['accuracy']:.2f}" for seed, result in finished.items()]
             todo = [seed for seed, p in done.items() if not p]
             hours = None
-            if pending is not None:
-                new = sorted(set(pending) - {r["learning_rate"] for r in rows})
-                step = f"sweep {', '.join(f'{r:g}' for r in new)}"
+            if pending is not None:  # an interrupted sweep resumes: its recorded trials are not run again
+                summarized = {r["learning_rate"] for r in rows}
+                recorded = {r["learning_rate"] for r in _trial_records(task, method)} & set(pending) - summarized
+                new = sorted(set(pending) - summarized - recorded)
+                step = f"sweep {', '.join(f'{r:g}' for r in new)}" + (f" ({len(recorded)} of {len(pending)} trials recorded)" if recorded else "")
                 hours = _hours(task, method, list(finished.values()), trials=len(new))
             elif todo:
                 checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
@@ -71,8 +73,7 @@ def _hours(task: str, method: str, runs: list[dict], trials: int = 0, from_step:
     else its trials' seconds per step, evaluation included: an overestimate where a trial evaluates more often than the
     run, as on ListOps and CIFAR-10 LRA); None before any of the cell's work has a wall time. Machines differ (one ran
     the same steps 1.7x as fast as another), so this sizes a session's jobs, nothing more."""
-    records = [json.loads(p.read_text()) for p in sorted((protocol.sweep_dir(task, method) / "trials").glob("*.json"))]
-    records = [r for r in records if r.get("wall_time_s") and r.get("steps")]
+    records = [r for r in _trial_records(task, method) if r.get("wall_time_s") and r.get("steps")]
     if trials:
         return trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
     steps = protocol.BUDGETS[task].steps
@@ -83,6 +84,11 @@ def _hours(task: str, method: str, runs: list[dict], trials: int = 0, from_step:
     else:
         return None
     return per_step * (steps - from_step) / 3600
+
+
+def _trial_records(task: str, method: str) -> list[dict]:
+    """The cell's sweep-trial records (one JSON per finished trial, written before the sweep's summary)."""
+    return [json.loads(p.read_text()) for p in sorted((protocol.sweep_dir(task, method) / "trials").glob("*.json"))]
 
 
 def collect() -> dict[tuple[str, str], list[dict]]:

@@ -199,6 +199,8 @@ def test_status_estimates_each_next_step_from_the_wall_times_measured(grid):
         return next(line for line in grid.report.status(methods=["fpt"]).splitlines() if line.startswith("| bit_xor")).split(" | ")[-1]
 
     assert next_step() == "sweep 0.0003 (~1.5 h) |"  # one trial left, the mean of 1 h and 2 h
+    sweep.unlink()  # an interrupted sweep: two trials recorded, no summary yet; the resumed sweep runs only the third
+    assert next_step() == "sweep 0.0003 (2 of 3 trials recorded) (~1.5 h) |"
     (trials / "lr0.0003-seed0.json").write_text(json.dumps({"learning_rate": 3e-4, "steps": 2, "wall_time_s": 10800.0}))
     sweep.write_text(json.dumps({"by_learning_rate": [*rows, {"learning_rate": 3e-4, "mean": 0.1}], "best": {"learning_rate": 3e-3}}))
     assert next_step() == "seed 0 (~6.0 h) |"  # (3600 + 7200 + 5400) / 3 s per step x 4 steps
