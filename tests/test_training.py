@@ -257,6 +257,24 @@ def _patch_hub(monkeypatch, tmp_path, fail=False):
     return committed, calls
 
 
+@pytest.mark.skipif(not torch.set_flush_denormal(False), reason="this CPU has no denormal flushing (x86 with SSE3 only)")
+@pytest.mark.parametrize("flush", [True, False])
+def test_training_flushes_subnormal_floats_as_asked(gpt2_dir, tmp_path, flush):
+    """--flush_denormal (default on) sets the process's flushing: subnormal floats (below 1.18e-38), which made an LSTM
+    step 8.9x as slow (benchmarks/denormal_steps.py), compute as zero; off, they keep their value."""
+    from fpt_hf.training import build_trainer
+
+    try:
+        argv = _args(tmp_path, gpt2_dir, "--max_steps", "1", "--train_size", "8", *(() if flush else ("--flush_denormal", "false")))
+        args, training_args = parse_args(argv)
+        assert args.flush_denormal is flush
+        build_trainer(args, training_args)
+        subnormal = torch.tensor([1e-40], dtype=torch.float64).float() * 1.0
+        assert (subnormal.item() == 0.0) is flush and (flush or 0 < subnormal.item() < torch.finfo(torch.float32).tiny)
+    finally:
+        torch.set_flush_denormal(False)
+
+
 def test_push_to_hub_with_model_card(gpt2_dir, tmp_path, monkeypatch):
     committed, calls = _patch_hub(monkeypatch, tmp_path)
     results = main(_args(tmp_path, gpt2_dir, "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", "--train_size", "200",

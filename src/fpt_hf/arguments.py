@@ -55,6 +55,11 @@ class FPTArguments:
         metadata={"help": "compute the final block only at the positions the head reads (same numbers, less work; "
                           "Llama-style and GPT-2 blocks; see FPTConfig)"},
     )
+    flush_denormal: bool = field(
+        default=True,
+        metadata={"help": "on CPU, flush subnormal floats to zero (`torch.set_flush_denormal`, process-wide): an MNIST LSTM whose "
+                          "gates saturated ran 8.9x slower per step without it (benchmarks/denormal_steps.py)"},
+    )
     cache_features: bool = field(
         default=False,
         metadata={"help": "output_only: compute the frozen features once and train the head on the cache (reservoir mode)"},

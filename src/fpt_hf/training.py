@@ -196,9 +196,11 @@ def build_trainer(args: FPTArguments, training_args: TrainingArguments, callback
                   trainer_class: type[Trainer] = Trainer):
     """`(trainer, data, selection)`: the model for `args.method`, the task's data and a `Trainer` that evaluates on the
     `selection` split while training (see `with_selection_split`), as `run_training` uses them. `model_init=True`
-    gives the Trainer a `model_init` (a fresh, seeded model per `train()`), as `Trainer.hyperparameter_search` needs."""
+    gives the Trainer a `model_init` (a fresh, seeded model per `train()`), as `Trainer.hyperparameter_search` needs.
+    Sets the process's flushing of subnormal floats to `args.flush_denormal`."""
     task = args.resolve_task()
     set_seed(training_args.seed)
+    torch.set_flush_denormal(args.flush_denormal)  # x86 CPUs; a no-op returning False elsewhere
     model = build_training_model(task, args, training_args)
     max_length = getattr(model, "max_length", None)
     data = load_task_data(task, args, args.task_seed, max_length, training_seed=training_args.seed)
