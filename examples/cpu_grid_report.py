@@ -42,20 +42,20 @@ def status(tasks=None, methods=None) -> str:
             finished = {seed: json.loads(p.read_text()) for seed, p in done.items() if p}
             accuracies = [f"seed {seed}: {100 * result['accuracy']:.2f}" for seed, result in finished.items()]
             todo = [seed for seed, p in done.items() if not p]
-            hours = None
+            hours, trials = None, _trial_records(task, method) if pending is not None or todo else []
             if pending is not None:  # an interrupted sweep resumes: its recorded trials are not run again
                 summarized = {r["learning_rate"] for r in rows}
-                recorded = {r["learning_rate"] for r in _trial_records(task, method)} & set(pending) - summarized
+                recorded = {r["learning_rate"] for r in trials} & set(pending) - summarized
                 new = sorted(set(pending) - summarized - recorded)
                 step = f"sweep {', '.join(f'{r:g}' for r in new)}" + (f" ({len(recorded)} of {len(pending)} trials recorded)" if recorded else "")
-                hours = _hours(task, method, list(finished.values()), trials=len(new))
+                hours = _hours(task, list(finished.values()), trials, pending_trials=len(new))
             elif todo:
                 checkpoint = protocol.last_checkpoint(task, method, todo[0], rate)
                 trial = None if checkpoint else protocol.trial_to_continue(task, method, todo[0], rate)
                 trial_steps = json.loads(trial.read_text())["steps"] if trial else 0
                 step = f"seed {todo[0]}" + (f", resumes at step {checkpoint} of {protocol.BUDGETS[task].steps}" if checkpoint else "")
                 step += f", starts from its sweep trial at step {trial_steps}" if trial else ""
-                hours = _hours(task, method, list(finished.values()), from_step=checkpoint or trial_steps)
+                hours = _hours(task, list(finished.values()), trials, from_step=checkpoint or trial_steps)
             else:
                 step = "done"
             step += f" (~{hours:.1f} h)" if hours is not None else ""
@@ -67,15 +67,15 @@ def status(tasks=None, methods=None) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _hours(task: str, method: str, runs: list[dict], trials: int = 0, from_step: int = 0) -> float | None:
-    """Hours on one core the cell's next step takes, from the wall times measured here: `trials` more sweep trials (the
-    mean of its trials so far), or a run from `from_step` to the budget (the mean of `runs`, the cell's finished runs;
-    else its trials' seconds per step, evaluation included: an overestimate where a trial evaluates more often than the
-    run, as on ListOps and CIFAR-10 LRA); None before any of the cell's work has a wall time. Machines differ (one ran
+def _hours(task: str, runs: list[dict], trials: list[dict], pending_trials: int = 0, from_step: int = 0) -> float | None:
+    """Hours on one core the cell's next step takes, from the wall times measured here: `pending_trials` more sweep
+    trials (the mean of `trials`, its trial records so far), or a run from `from_step` to the budget (the mean of
+    `runs`, the cell's finished runs; else the trials' seconds per step, evaluation included: an overestimate where a
+    trial evaluates more often than the run, as on ListOps and CIFAR-10 LRA); None before any of the cell's work has a wall time. Machines differ (one ran
     the same steps 1.7x as fast as another), so this sizes a session's jobs, nothing more."""
-    records = [r for r in _trial_records(task, method) if r.get("wall_time_s") and r.get("steps")]
-    if trials:
-        return trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
+    records = [r for r in trials if r.get("wall_time_s") and r.get("steps")]
+    if pending_trials:
+        return pending_trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
     steps = protocol.BUDGETS[task].steps
     if runs:
         per_step = sum(r["wall_time_s"] for r in runs) / len(runs) / steps
