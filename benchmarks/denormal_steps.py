@@ -22,23 +22,19 @@ SMALLEST_NORMAL = torch.finfo(torch.float32).tiny
 
 
 def train_steps(model, optimizer, batches, flush: bool) -> tuple[float, int]:
-    """Seconds per step of `batches` from a copy of the trained `model` and its `optimizer` (its parameter groups and
-    state), and the subnormal gradient entries seen."""
+    """Seconds per step of `batches` from a copy of the trained `model` and its `optimizer` (copied together, so the
+    copy steps the copied parameters), and the subnormal gradient entries seen (counted outside the timed steps)."""
     torch.set_flush_denormal(flush)
-    original = model
-    model = copy.deepcopy(original)
-    copied = {id(a): b for a, b in zip(original.parameters(), model.parameters())}
-    groups = [{**{k: v for k, v in g.items() if k != "params"}, "params": [copied[id(p)] for p in g["params"]]} for g in optimizer.param_groups]
-    optimizer_copy = type(optimizer)(groups)
-    optimizer_copy.load_state_dict(copy.deepcopy(optimizer.state_dict()))
-    optimizer = optimizer_copy
-    subnormal, started = 0, time.perf_counter()
+    model, optimizer = copy.deepcopy((model, optimizer))
+    subnormal, seconds = 0, 0.0
     for batch in batches:
+        started = time.perf_counter()
         model(**batch).loss.backward()
-        subnormal += sum(int(((p.grad != 0) & (p.grad.abs() < SMALLEST_NORMAL)).sum()) for p in model.parameters() if p.grad is not None)
         optimizer.step()
+        seconds += time.perf_counter() - started
+        subnormal += sum(int(((p.grad != 0) & (p.grad.abs() < SMALLEST_NORMAL)).sum()) for p in model.parameters() if p.grad is not None)
         optimizer.zero_grad()
-    return (time.perf_counter() - started) / len(batches), subnormal
+    return seconds / len(batches), subnormal
 
 
 def main(argv=None) -> dict:

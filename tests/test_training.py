@@ -261,7 +261,7 @@ def _patch_hub(monkeypatch, tmp_path, fail=False):
 @pytest.mark.parametrize("flush", [True, False])
 def test_training_flushes_subnormal_floats_as_asked(gpt2_dir, tmp_path, flush):
     """--flush_denormal (default on) sets the process's flushing: subnormal floats (below 1.18e-38), which made an LSTM
-    step 8.9x as slow (benchmarks/denormal_steps.py), compute as zero; off, they keep their value."""
+    step ~10x as slow (benchmarks/denormal_steps.py), compute as zero; off, they keep their value."""
     from fpt_hf.training import build_trainer
 
     try:

@@ -58,7 +58,7 @@ class FPTArguments:
     flush_denormal: bool = field(
         default=True,
         metadata={"help": "on CPU, flush subnormal floats to zero (`torch.set_flush_denormal`, process-wide): an MNIST LSTM whose "
-                          "gates saturated ran 8.9x slower per step without it (benchmarks/denormal_steps.py)"},
+                          "gates saturated ran 10x slower per step without it (benchmarks/denormal_steps.py)"},
     )
     cache_features: bool = field(
         default=False,
