@@ -100,3 +100,30 @@ def test_task_benchmark_bad_input(capsys):
         assert message in capsys.readouterr().err
     with pytest.raises(ValueError, match="Unknown task 'imagenet'"):
         main(["--task", "imagenet"])
+
+
+@pytest.mark.parametrize("task, method, batch", [("cifar10_lra", "lstm", 32), ("cifar10_lra", "fpt", 8), ("listops", "lstm", 8),
+                                                 ("mnist", "lstm", 64)])
+def test_cpu_preset_evaluates_the_lstm_on_long_fixed_length_rows_in_larger_batches(task, method, batch, tmp_path):
+    """The cpu preset's evaluation batch: 8 on long inputs, 32 for the LSTM where rows are long and of one length."""
+    _, training_args = parse_args(["--task", task, "--method", method, "--preset", "cpu", "--output_dir", str(tmp_path)])
+    assert training_args.per_device_eval_batch_size == batch
+    _, overridden = parse_args(["--task", task, "--method", method, "--preset", "cpu", "--output_dir", str(tmp_path),
+                                "--per_device_eval_batch_size", "5"])
+    assert overridden.per_device_eval_batch_size == 5
+
+
+def test_lstm_predicts_the_same_in_batches_of_8_and_32():
+    """The larger batch changes no logit beyond float rounding (LSTM rows are independent; fixed-length rows pad nothing)."""
+    import torch
+
+    from fpt_hf.baselines import LSTMBaseline, LSTMConfig
+
+    torch.manual_seed(0)
+    model = LSTMBaseline(LSTMConfig(input_dim=1, num_labels=10, hidden_size=32, num_layers=2, max_length=64)).eval()
+    inputs, mask = torch.rand(32, 64, 1), torch.ones(32, 64, dtype=torch.long)
+    with torch.no_grad():
+        whole = model(inputs, mask).logits
+        in_eights = torch.cat([model(inputs[i:i + 8], mask[i:i + 8]).logits for i in range(0, 32, 8)])
+    torch.testing.assert_close(whole, in_eights, rtol=1e-5, atol=1e-6)
+    assert (whole.argmax(-1) == in_eights.argmax(-1)).all()

@@ -133,7 +133,7 @@ _CPU_STEPS = {"bit_memory": 1500, "bit_xor": 500, "listops": 500, "mnist": 1500,
 PAPER_BATCH_SIZE = 4  # the original code's run.py default
 
 
-def _preset(name: str, task: Task | str) -> dict:
+def _preset(name: str, task: Task | str, method: str = "fpt") -> dict:
     task = get_task(task) if isinstance(task, str) else task
     recipe = task.recipe
     steps = (_PAPER_STEPS if name == "paper" else _CPU_STEPS).get(task.name, 20000 if name == "paper" else 500)
@@ -173,15 +173,18 @@ def _preset(name: str, task: Task | str) -> dict:
         # step (SmolLM2, 6 blocks, 16 x 64 / 16 x 121; docs/performance.md). Gradients are the same either way.
         "activation_checkpointing": False,
         "selective_checkpointing": task.max_tokens > 256,
-        **_batching(task, group_by_length=name != "paper"),
+        **_batching(task, group_by_length=name != "paper", method=method),
     }
 
 
-def _batching(task, group_by_length: bool) -> dict:
+def _batching(task, group_by_length: bool, method: str = "fpt") -> dict:
     """Variable-length tasks: batches of similar lengths (Trainer's length-grouped sampler over the `length` column), so
     little compute goes to padding (not in the `paper` preset: the original drew random batches); long tasks: small
-    evaluation batches (64 ListOps rows of ~1000 tokens took 1.42x longer as one batch than as 8 batches of 8)."""
-    options = {"per_device_eval_batch_size": 64 if task.max_tokens <= 256 else 8}
+    evaluation batches (64 ListOps rows of ~1000 tokens took 1.42x longer as one batch than as 8 batches of 8; CIFAR-10
+    LRA, fpt: 8 rows per batch 1.5x faster than 32), except for the LSTM on fixed-length rows, whose step-by-step
+    recurrence runs 1.4x faster in batches of 32 than of 8 (CIFAR-10 LRA; benchmarks/eval_batch.py)."""
+    long_eval_batch = 32 if method == "lstm" and not task.variable_length else 8
+    options = {"per_device_eval_batch_size": 64 if task.max_tokens <= 256 else long_eval_batch}
     if task.variable_length and group_by_length:
         options.update(train_sampling_strategy="group_by_length", length_column_name="length")
     return options
@@ -200,7 +203,7 @@ def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArg
     task = FPTArguments(**{k: getattr(probe, k) for k in ("task", "dataset", "input_column", "label_column")}).resolve_task()
     defaults = {"output_dir": f"outputs/{task.name}-{probe.method}-seed{probe.seed}"}
     if probe.preset in PRESETS:  # an unknown preset is refused, by name, when the arguments are built below
-        defaults.update(PRESETS[probe.preset](probe.preset, task))
+        defaults.update(PRESETS[probe.preset](probe.preset, task, probe.method))
     if probe.train_size is not None and "--streaming_train" not in argv:
         defaults.pop("streaming_train", None)  # an explicit training-set size overrides the preset's stream
     prefix = []
