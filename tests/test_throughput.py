@@ -65,6 +65,19 @@ def test_task_benchmark_worker_counts_what_the_trainer_fed(gpt2_dir):
     assert result["flops_per_token"] > 0 and 0 < result["peak_share"] and result["matmul_dtype"] in ("float32", "bfloat16")
 
 
+def test_task_benchmark_worker_times_the_lstm_baseline(gpt2_dir):
+    """`--method lstm` has no backbone and computes in fp32: the worker times it all the same (the grid plans its runs)."""
+    spec = {"task": "bit_xor", "backbone": str(gpt2_dir), "layers": None, "batch": 4, "data_root": None, "steps": 2, "warmup": 1,
+            "threads": 1, "seed": 0, "flags": ["--train_size", "64", "--method", "lstm"]}
+    result = worker(spec)
+    assert result["batch"] == 4 and result["matmul_dtype"] == "float32" and result["step_s"] > 0
+    assert result["peak_share"] is None  # the FLOP counter does not see the fused LSTM kernels: no share is claimed
+    row = summarize("bit_xor", {"previous": [result], "current": [result]})
+    assert row["current_peak_share"] is None and row["ceiling_ratio"] is None and row["ratio"][0] == 1.0
+    assert "| bit_xor | current |" in format_report([row], {**spec, "repeats": 1}) and "failed" not in format_report([row], {**spec, "repeats": 1})
+    assert result["step_s"] == pytest.approx(4 / result["samples_per_s"])
+
+
 def test_task_benchmark_report_medians_ratios_and_failures():
     def run(samples, tokens_per_sample=100.0, efficiency=1.0, train_tokens=None, peak_share=0.5):
         return {"samples_per_s": samples, "real_tokens_per_s": samples * tokens_per_sample, "padding_efficiency": efficiency,

@@ -1,6 +1,7 @@
 """Task-level training throughput: real task data through the Trainer's own sampler, dataloader and collator.
 
     fpt-hf bench --task listops cifar10_lra remote_homology --data_root ../shared/data --layers 6 --steps 4
+    fpt-hf bench --task cifar10_lra --method lstm --data_root ../shared/data --steps 3     # a baseline's step
 
 Each configuration (the previous defaults, then today's) trains `--steps` batches drawn by its own sampler from the
 whole training set, in its own process, as pairs A B A B ... over `--repeats`. The report gives per task the median
@@ -91,13 +92,14 @@ def worker(spec: dict) -> dict:
         trainer.train()
         seconds = times["end"] - times["begin"]
         samples, real, padded = (sum(b[i] for b in batches) for i in range(3))
-        dtype = model.compute_dtype or torch.float32
+        dtype = getattr(model, "compute_dtype", None) or torch.float32  # the LSTM baseline computes in fp32
         peak = matmul_peak(dtype, model_gemm_shape(model, batches[0][2]))["median"]  # the model's GEMM, this process, now
         total_tokens = int(np.sum(np.asarray(full["length"]))) if "length" in full.column_names else None
         return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
                 "step_s": seconds / len(batches), "batch": batch_size, "flops_per_token": flops_per_token,
                 # FLOPs per second at the step's FLOPs per (padded) token, as a share of the matmul rate of the same process
-                "peak_share": flops_per_token * padded / seconds / peak,
+                # (None for the LSTM baseline: FlopCounterMode does not count aten's fused LSTM kernels)
+                "peak_share": flops_per_token * padded / seconds / peak if hasattr(model, "backbone") else None,
                 "matmul_peak": peak, "matmul_dtype": str(dtype).replace("torch.", ""), "train_rows": len(full), "train_tokens": total_tokens,
                 "flags": spec["flags"], "warm_rows": hashlib.sha256(np.sort(warm_rows).tobytes()).hexdigest()[:12]}
 
@@ -118,7 +120,7 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
     row = {"task": task, "errors": errors}
     for name, rs in ok.items():
         for metric in ("samples_per_s", "real_tokens_per_s", "padding_efficiency", "peak_share"):
-            values = [r[metric] for r in rs]
+            values = [r[metric] for r in rs if r[metric] is not None]
             row[f"{name}_{metric}"] = (statistics.median(values), min(values), max(values)) if values else None
         if rs:  # an epoch holds the same real tokens under any sampler; fixed-length rows: the same samples
             tokens = rs[0].get("train_tokens")
@@ -130,7 +132,7 @@ def summarize(task: str, runs: dict[str, list[dict]]) -> dict:
     ratios = [c[key] / p[key] for p, c in pairs]
     row["ratio"] = (statistics.median(ratios), min(ratios), max(ratios)) if ratios else None
     # The ceiling: the current step's FLOPs all at the matmul rate (no kernel reaches it), over the previous throughput.
-    ceilings = [c[key] / p[key] / c["peak_share"] for p, c in pairs]
+    ceilings = [c[key] / p[key] / c["peak_share"] for p, c in pairs if c["peak_share"]]
     row["ceiling_ratio"] = (statistics.median(ceilings), min(ceilings), max(ceilings)) if ceilings else None
     return row
 
@@ -150,7 +152,7 @@ def format_report(rows: list[dict], spec: dict) -> str:
         for name in CONFIGS:
             epoch = row.get(f"{name}_epoch_h")
             lines.append(f"| {row['task']} | {name} | {fmt(row[f'{name}_samples_per_s'])} | {fmt(row[f'{name}_real_tokens_per_s'], 0)} | "
-                         f"{fmt(row[f'{name}_padding_efficiency'])} | {fmt(row[f'{name}_peak_share'] and tuple(100 * x for x in row[f'{name}_peak_share']), 0)} | "
+                         f"{fmt(row[f'{name}_padding_efficiency'])} | {fmt(row[f'{name}_peak_share'] and tuple(100 * x for x in row[f'{name}_peak_share']), 0) if row[f'{name}_peak_share'] or not row[f'{name}_samples_per_s'] else '-'} | "
                          f"{'-' if epoch is None else f'{epoch:.1f}'} |")
         lines += [f"error: {e}" for e in row["errors"]]
     lines.append("")
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="fpt-hf bench --task", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--task", nargs="+", help="tasks to measure (e.g. listops cifar10_lra remote_homology)")
+    parser.add_argument("--method", default="fpt", help="fpt, full, frozen_random or lstm (the baselines' step costs)")
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--layers", type=int, default=6, help="first N backbone blocks (0: all)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the cpu preset's)")
@@ -197,7 +200,7 @@ def main(argv: list[str] | None = None) -> str:
         runs = {name: [] for name in CONFIGS}
         for _ in range(args.repeats):
             for name, flags in CONFIGS.items():  # A B A B: both see the machine in the same mood
-                runs[name].append(run_worker({**spec, "task": task, "flags": flags}))
+                runs[name].append(run_worker({**spec, "task": task, "flags": [*flags, "--method", args.method]}))
         rows.append(summarize(task, runs))
     report = format_report(rows, spec)
     print(report)

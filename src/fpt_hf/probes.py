@@ -53,7 +53,10 @@ def count_cpu_attention_flops() -> None:
 
 
 def model_gemm_shape(model, tokens: int) -> tuple[int, int, int]:
-    """(tokens, hidden, intermediate): the feed-forward up-projection, the largest GEMM of a transformer block."""
+    """(tokens, hidden, intermediate): the feed-forward up-projection, the largest GEMM of a transformer block; for the
+    LSTM baseline (no backbone), its gates' input projection (tokens, hidden, 4 x hidden)."""
+    if not hasattr(model, "backbone"):
+        return tokens, model.config.hidden_size, 4 * model.config.hidden_size
     config = model.backbone.config
     hidden = config.hidden_size
     return tokens, hidden, getattr(config, "intermediate_size", None) or getattr(config, "n_inner", None) or 4 * hidden
