@@ -8,14 +8,13 @@ batch size changes no prediction on fixed-length rows; on variable-length rows l
 """
 
 import argparse
-import statistics
 import tempfile
-import time
 
 import torch
 from transformers import Trainer
 
 from fpt_hf.collator import FPTDataCollator
+from fpt_hf.probes import time_evaluations
 from fpt_hf.training import build_training_model, load_task_data, make_compute_metrics, parse_args, preprocess_logits_for_metrics
 
 
@@ -51,13 +50,7 @@ def main(argv=None) -> dict:
     arms = {batch: Trainer(model=model, args=training_args(batch)[1], data_collator=FPTDataCollator(),
                            compute_metrics=make_compute_metrics(), preprocess_logits_for_metrics=preprocess_logits_for_metrics)
             for batch in args.batches}
-    times, accuracy = {batch: [] for batch in arms}, {}
-    for _ in range(args.rounds):
-        for batch, trainer in arms.items():
-            started = time.perf_counter()
-            accuracy[batch] = trainer.evaluate(sample)["eval_accuracy"]
-            times[batch].append(time.perf_counter() - started)
-    seconds = {batch: statistics.median(t) for batch, t in times.items()}
+    seconds, accuracy = time_evaluations({batch: (trainer, sample) for batch, trainer in arms.items()}, args.rounds)
     first = args.batches[0]
     print(f"{task.name} {args.split}, {args.method}: {len(sample)} of {len(split)} rows; {args.backbone}, first {args.layers} "
           f"blocks; median of {args.rounds} interleaved rounds, {args.threads} thread(s)")

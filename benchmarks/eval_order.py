@@ -10,14 +10,13 @@ accuracy (the arms must agree: the order changes no prediction).
 
 import argparse
 import dataclasses
-import statistics
 import tempfile
-import time
 
 import torch
 from transformers import Trainer
 
 from fpt_hf.collator import FPTDataCollator
+from fpt_hf.probes import time_evaluations
 from fpt_hf.training import (
     build_training_model,
     load_task_data,
@@ -73,14 +72,7 @@ def main(argv=None) -> dict:
 
     padding = {name: padding_factor(arm, order(sample)) for name, (arm, order) in arms.items()}
     whole = {name: padding_factor(arm, order(split)) for name, (arm, order) in arms.items()}
-    times, accuracy = {name: [] for name in arms}, {}
-    for _ in range(args.rounds):
-        for name, (arm, order) in arms.items():
-            rows = order(sample)
-            started = time.perf_counter()
-            accuracy[name] = arm.evaluate(rows)["eval_accuracy"]
-            times[name].append(time.perf_counter() - started)
-    seconds = {name: statistics.median(t) for name, t in times.items()}
+    seconds, accuracy = time_evaluations({name: (arm, order(sample)) for name, (arm, order) in arms.items()}, args.rounds)
     print(f"{task.name} {args.split}: {len(sample)} of {len(split)} rows, batches of {args.batch}; {args.backbone}, first {args.layers} "
           f"blocks; median of {args.rounds} interleaved rounds")
     for name in arms:

@@ -269,3 +269,30 @@ def test_checkpointing_overhead_runs_in_the_dtype_and_attention_asked_for(capsys
     with pytest.raises(SystemExit):
         script.main(["--compute_dtype", "float16"])
     assert "invalid choice: 'float16'" in capsys.readouterr().err
+
+
+def test_eval_batch_benchmark_times_each_batch_size_on_the_same_rows(gpt2_dir, load_script, capsys):
+    """Each batch size evaluates the same seeded rows (so they agree on accuracy), and every arm is timed each round."""
+    result = load_script("benchmarks/eval_batch.py").main([
+        "--task", "bit_xor", "--backbone", gpt2_dir, "--layers", "2", "--rows", "24", "--batches", "4", "24", "--rounds", "2"])
+    assert set(result["seconds"]) == {4, 24} and all(s > 0 for s in result["seconds"].values())
+    assert result["rows"] == 24 and result["accuracy"][4] == result["accuracy"][24]
+    assert "batch    4:" in capsys.readouterr().out
+
+
+def test_time_evaluations_interleaves_the_arms_and_takes_the_median():
+    from fpt_hf.probes import time_evaluations
+
+    calls = []
+
+    class Arm:
+        def __init__(self, name, accuracy):
+            self.name, self.accuracy = name, accuracy
+
+        def evaluate(self, rows):
+            calls.append((self.name, rows))
+            return {"eval_accuracy": self.accuracy}
+
+    seconds, accuracy = time_evaluations({"a": (Arm("a", 0.5), "rows-a"), "b": (Arm("b", 0.25), "rows-b")}, rounds=3)
+    assert calls == [("a", "rows-a"), ("b", "rows-b")] * 3  # A B A B A B, each arm on its own rows
+    assert accuracy == {"a": 0.5, "b": 0.25} and set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())

@@ -135,3 +135,18 @@ def peak_rss_mb() -> float:
     except OSError:
         pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def time_evaluations(arms: dict, rounds: int) -> tuple[dict, dict]:
+    """`Trainer.evaluate` for each arm, `name -> (trainer, rows)`, interleaved over `rounds` (A B A B ...: every arm sees
+    the machine in the same mood): `(median seconds, eval accuracy)` per arm name."""
+    import statistics
+    import time
+
+    times, accuracy = {name: [] for name in arms}, {}
+    for _ in range(rounds):
+        for name, (trainer, rows) in arms.items():
+            started = time.perf_counter()
+            accuracy[name] = trainer.evaluate(rows)["eval_accuracy"]
+            times[name].append(time.perf_counter() - started)
+    return {name: statistics.median(t) for name, t in times.items()}, accuracy
