@@ -22,6 +22,8 @@ import sys
 import tempfile
 import time
 
+from .arguments import METHODS
+
 # What the cpu preset did before length-grouped batching, selective checkpointing for long inputs and the pruned final block.
 PREVIOUS_DEFAULTS = ["--train_sampling_strategy", "random", "--activation_checkpointing", "true", "--prune_final_block", "false"]
 CONFIGS = {"previous": PREVIOUS_DEFAULTS, "current": []}
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> str:
     parser = argparse.ArgumentParser(prog="fpt-hf bench --task", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--task", nargs="+", help="tasks to measure (e.g. listops cifar10_lra remote_homology)")
-    parser.add_argument("--method", default="fpt", help="fpt, full, frozen_random or lstm (the baselines' step costs)")
+    parser.add_argument("--method", default="fpt", choices=METHODS, help="whose training step to time (the baselines' too)")
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--layers", type=int, default=6, help="first N backbone blocks (0: all)")
     parser.add_argument("--batch", type=int, default=None, help="training batch (default: the cpu preset's)")
