@@ -31,6 +31,8 @@ def main(argv=None) -> dict:
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args(argv)
+    if min(args.batches) < 1 or len(set(args.batches)) < len(args.batches):
+        parser.error(f"--batches needs distinct batch sizes of at least 1, got {args.batches}.")
     torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # as training does (--flush_denormal)
     torch.manual_seed(0)  # the new layers' initialisation

@@ -278,6 +278,10 @@ def test_eval_batch_benchmark_times_each_batch_size_on_the_same_rows(gpt2_dir, l
     assert set(result["seconds"]) == {4, 24} and all(s > 0 for s in result["seconds"].values())
     assert result["rows"] == 24 and result["accuracy"][4] == result["accuracy"][24]
     assert "batch    4:" in capsys.readouterr().out
+    for batches in (["8", "8"], ["0", "8"]):
+        with pytest.raises(SystemExit):
+            load_script("benchmarks/eval_batch.py").main(["--task", "bit_xor", "--backbone", gpt2_dir, "--batches", *batches])
+        assert "--batches needs distinct batch sizes of at least 1" in capsys.readouterr().err
 
 
 def test_time_evaluations_interleaves_the_arms_and_takes_the_median():

@@ -147,6 +147,12 @@ def format_report(rows: list[dict], spec: dict) -> str:
     def fmt(x, digits=2):
         return "failed" if x is None else f"{x[0]:.{digits}f} ({x[1]:.{digits}f}-{x[2]:.{digits}f})"
 
+    def peak_share(row, name):
+        share = row[f"{name}_peak_share"]
+        if share is None and row[f"{name}_samples_per_s"] is not None:
+            return "-"  # timed, but its FLOPs are not counted (the LSTM baseline)
+        return fmt(share and tuple(100 * x for x in share), 0)
+
     lines = [f"{spec['backbone']}, first {spec.get('layers')} layers, {spec['threads']} thread(s), {spec['steps']} timed steps after "
              f"{spec['warmup']} warm-up, {spec['repeats']} pair(s); median (min-max)", "",
              "| task | config | samples/s | real tokens/s | real / padded tokens | % of matmul peak | epoch h |", "|---|---|---|---|---|---|---|"]
@@ -154,7 +160,7 @@ def format_report(rows: list[dict], spec: dict) -> str:
         for name in CONFIGS:
             epoch = row.get(f"{name}_epoch_h")
             lines.append(f"| {row['task']} | {name} | {fmt(row[f'{name}_samples_per_s'])} | {fmt(row[f'{name}_real_tokens_per_s'], 0)} | "
-                         f"{fmt(row[f'{name}_padding_efficiency'])} | {fmt(row[f'{name}_peak_share'] and tuple(100 * x for x in row[f'{name}_peak_share']), 0) if row[f'{name}_peak_share'] or not row[f'{name}_samples_per_s'] else '-'} | "
+                         f"{fmt(row[f'{name}_padding_efficiency'])} | {peak_share(row, name)} | "
                          f"{'-' if epoch is None else f'{epoch:.1f}'} |")
         lines += [f"error: {e}" for e in row["errors"]]
     lines.append("")

@@ -1,10 +1,11 @@
 """What a measurement needs besides the model: the machine's matmul peak, FLOP counts for the CPU attention kernels, the
-model's largest GEMM, the activations a forward pass holds for the backward, and this process's peak resident memory.
-Used by `fpt-hf bench` (benchmark.py), the task benchmarks (benchmark_tasks.py) and the memory tests."""
+model's largest GEMM, the activations a forward pass holds for the backward, this process's peak resident memory, and
+interleaved timings of `Trainer.evaluate`. Used by `fpt-hf bench` (benchmark.py), the task benchmarks (benchmark_tasks.py) and the memory tests."""
 
 from __future__ import annotations
 
 import resource
+import statistics
 import time
 
 import torch
@@ -140,9 +141,6 @@ def peak_rss_mb() -> float:
 def time_evaluations(arms: dict, rounds: int) -> tuple[dict, dict]:
     """`Trainer.evaluate` for each arm, `name -> (trainer, rows)`, interleaved over `rounds` (A B A B ...: every arm sees
     the machine in the same mood): `(median seconds, eval accuracy)` per arm name."""
-    import statistics
-    import time
-
     times, accuracy = {name: [] for name in arms}, {}
     for _ in range(rounds):
         for name, (trainer, rows) in arms.items():
