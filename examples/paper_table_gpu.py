@@ -51,10 +51,15 @@ SHORT_TOKENS = 256
 # lengths; random batches pad ListOps to 1.82x and remote homology to 2.83x).
 PADDING = {"listops": 1.014, "remote_homology": 1.058}
 # Data preparation before a task's first run, once per grid: ListOps is generated (96,000 expressions took ~110 s on the
-# GPU machine's CPU, plus ~20 s to tokenize and save); the others read Parquet in seconds.
-DATA_MINUTES = {"listops": 2.5}
+# H200 machine's CPU and 171 s on the H100 machine's, plus ~20 s to tokenize and save); the others read Parquet in seconds.
+DATA_MINUTES = {"listops": 3.5}
 EVAL_SPEEDUP = 3.0  # forward only
 MIN_STEPS = 50
+# Each run trains until its time limit (`--time_limit_minutes`), which keeps this multiple of its planned evaluation time
+# and the planned time of the runs after it free, so a GPU slower than the plan assumed shortens runs instead of
+# cutting the grid off before its results are written (an H100 lease lost its only run that way).
+EVAL_MARGIN = 2.0
+MIN_LIMIT_MINUTES = 0.5
 
 
 @dataclass
@@ -108,6 +113,16 @@ def plan(budget_minutes: float, tasks=TASKS, methods=METHODS, tokens_per_second:
         lr = get_task(task).recipe.learning_rate * math.sqrt(batch / PAPER_BATCH)
         out.append(Cell(task, method, batch, float(f"{min(lr, 3e-3):.2g}"), steps, share, eval_minutes[task] * METHOD_COST[method]))
     return out
+
+
+def time_limit_minutes(cells: list[Cell], index: int, minutes_left: float, overhead_minutes: float = 0.3) -> float:
+    """Minutes that run `cells[index]` may spend on data preparation and training so that the grid still ends within
+    `minutes_left`: what is left after `EVAL_MARGIN` times its planned evaluation and the planned time of the runnable
+    cells after it (their training, evaluation, start-up and any data they are first to prepare)."""
+    later = [c for c in cells[index + 1:] if c.steps >= MIN_STEPS]
+    prepared = {c.task for c in cells[: index + 1]}
+    reserved = sum(c.train_minutes + c.eval_minutes + overhead_minutes for c in later) + data_minutes({c.task for c in later} - prepared)
+    return minutes_left - EVAL_MARGIN * cells[index].eval_minutes - reserved
 
 
 def format_plan(cells: list[Cell], budget_minutes: float, tokens_per_second: float, floor: float = STEP_SECONDS) -> str:
@@ -175,16 +190,22 @@ def main(argv: list[str] | None = None) -> list[dict]:
     from fpt_hf.training import main as train
 
     done, start = [], time.time()
-    for cell in cells:
+    for index, cell in enumerate(cells):
         if cell.steps < MIN_STEPS:
             continue
         began = time.time()
+        limit = time_limit_minutes(cells, index, args.budget_minutes - (began - start) / 60)
+        if limit < MIN_LIMIT_MINUTES:
+            print(f"{cell.task} / {cell.method}: skipped, {limit:.2f} min left for it before the budget ends", flush=True)
+            continue
         try:
-            result = train(run_argv(cell, args.backbone, args.num_backbone_layers, args.data_root, args.results_dir,
-                                    args.output_root, args.seed, extra))
+            argv = run_argv(cell, args.backbone, args.num_backbone_layers, args.data_root, args.results_dir, args.output_root,
+                            args.seed, extra)
+            result = train([*argv, "--time_limit_minutes", f"{limit:.2f}"])
             done.append(result)
+            cut = f" (its {limit:.1f}-minute time limit ended it early)" if result["stopped_by_time_limit"] else ""
             print(f"{cell.task} / {cell.method}: {result['eval_split']} accuracy {100 * result['accuracy']:.2f}% after {result['steps']} "
-                  f"steps, {time.time() - began:.0f} s (planned {60 * (cell.train_minutes + cell.eval_minutes):.0f} s; "
+                  f"of {cell.steps} steps{cut}, {time.time() - began:.0f} s (planned {60 * (cell.train_minutes + cell.eval_minutes):.0f} s; "
                   f"{(time.time() - start) / 60:.1f} min so far)", flush=True)
         except Exception as err:  # one failing cell must not cost the rest of the grid
             print(f"{cell.task} / {cell.method}: FAILED ({type(err).__name__}: {err})", flush=True)

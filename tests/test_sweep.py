@@ -155,6 +155,12 @@ def test_bad_sweep_arguments(argv, message, tmp_path):
         _sweep([*argv, "--task", "bit_xor", "--sweep_dir", str(tmp_path / "s")])
 
 
+def test_a_time_limit_is_refused_because_trials_must_train_equal_steps(tmp_path):
+    with pytest.raises(ValueError, match="equal steps"):
+        _sweep(["--learning_rates", "1e-3", "--task", "bit_xor", "--max_steps", "5", "--time_limit_minutes", "5",
+                "--sweep_dir", str(tmp_path / "s"), "--use_cpu"])
+
+
 def test_empty_rate_list_is_an_argparse_error(capsys):
     with pytest.raises(SystemExit):
         sweep_main(["--learning_rates", "--task", "bit_xor"])

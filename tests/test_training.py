@@ -229,6 +229,35 @@ def test_two_process_ddp(gpt2_dir, tmp_path):
     assert not set(seen[0]) & set(seen[1])  # disjoint shards of the training set
 
 
+DDP_DEADLINE_SCRIPT = """
+import os, sys
+import fpt_hf.callbacks as callbacks
+import fpt_hf.training as training
+
+if os.environ["RANK"] == "1":  # this process's own clock would train for another hour
+    class LateClock(callbacks.StopAtTimeLimit):
+        def __init__(self, deadline):
+            super().__init__(deadline + 3600)
+    training.StopAtTimeLimit = LateClock
+training.run_training(*training.parse_args(sys.argv[1:]))
+"""
+
+
+def test_two_processes_stop_at_the_time_limit_together(gpt2_dir, tmp_path):
+    """Each process reads the main process's clock: with rank 1's own deadline an hour later, both still stop after the
+    first step (a process training on alone would wait forever for the other's gradients)."""
+    script = tmp_path / "ddp_deadline.py"
+    script.write_text(DDP_DEADLINE_SCRIPT)
+    args = _args(tmp_path, gpt2_dir, "--max_steps", "500", "--train_size", "256", "--time_limit_minutes", "0.0001",
+                 "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false", method="fpt")
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
+    proc = subprocess.run([*launcher, str(script), *args], env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["world_size"] == 2 and results["steps"] == 1 and results["stopped_by_time_limit"] is True
+
+
 def _patch_hub(monkeypatch, tmp_path, fail=False):
     from huggingface_hub import HfApi
 
@@ -416,6 +445,22 @@ def test_your_own_dataset_refuses_bad_columns_clearly(tmp_path):
     for argv, message in cases:
         with pytest.raises(ValueError, match=message):
             parse_args([*argv, "--use_cpu"])
+
+
+def test_a_time_limit_ends_training_early_and_still_evaluates_and_writes_results(gpt2_dir, tmp_path):
+    """With --time_limit_minutes spent before the first step ends (data preparation counts), training stops after one
+    step of the 300 asked for; the run still evaluates on the held-out split and writes a results JSON that says so."""
+    results = main(_args(tmp_path, gpt2_dir, "--max_steps", "300", "--train_size", "200", "--time_limit_minutes", "0.0001"))
+    assert results["steps"] == 1 and results["stopped_by_time_limit"] is True
+    assert results["training_args"]["max_steps"] == 300 and 0.0 <= results["accuracy"] <= 1.0
+    assert results["metrics"]["test_samples_per_second"] > 0  # the held-out split was evaluated
+    (path,) = (tmp_path / "results").glob("*.json")
+    assert path.name.endswith("-1steps-seed42.json") and json.loads(path.read_text())["stopped_by_time_limit"] is True
+    untimed = main(_args(tmp_path / "b", gpt2_dir, "--max_steps", "3", "--train_size", "200", "--time_limit_minutes", "60"))
+    assert untimed["steps"] == 3 and untimed["stopped_by_time_limit"] is False
+    for bad in ("0", "-1", "nan"):
+        with pytest.raises(ValueError, match="positive number of minutes"):
+            parse_args(["--task", "bit_xor", "--time_limit_minutes", bad, "--use_cpu"])
 
 
 def test_wall_clock_reads_what_a_checkpoint_recorded(tmp_path):

@@ -85,6 +85,11 @@ class FPTArguments:
                           "from that trial's final checkpoint, the first steps of this run at the same rate and seed"},
     )
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
+    time_limit_minutes: float | None = field(
+        default=None,
+        metadata={"help": "end training once this many minutes have passed since the run started (data preparation included), "
+                          "then evaluate and write the results as usual, for the steps done (default: no limit)"},
+    )
     results_dir: str = field(
         default="outputs/results",
         metadata={"help": "where the results JSON goes (default outputs/results, untracked; the docs' curated table reads results/, "
@@ -96,6 +101,8 @@ class FPTArguments:
             raise ValueError(f"Give --task (one of {list_tasks()}) or --dataset (your own data), exactly one; "
                              f"got task={self.task!r}, dataset={self.dataset!r}.")
         task = self.resolve_task()  # unknown task, or unusable data -> clear error
+        if self.time_limit_minutes is not None and not self.time_limit_minutes > 0:
+            raise ValueError(f"--time_limit_minutes must be a positive number of minutes, got {self.time_limit_minutes}.")
         if self.method not in METHODS:
             raise ValueError(f"Unknown method {self.method!r}: expected one of {list(METHODS)}.")
         task.check_protocol(self.data_protocol)

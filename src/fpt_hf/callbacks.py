@@ -1,5 +1,6 @@
 """Trainer callbacks of every `fpt-hf train` run: fail on a diverged loss, keep a run's wall time across resumes,
-record the settings a resume must not change, and keep on-the-fly augmentation in step with the run."""
+record the settings a resume must not change, keep on-the-fly augmentation in step with the run, and end training at a
+time limit."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from enum import Enum
 from pathlib import Path
 
 import numpy as np
+import torch
 from transformers import TrainerCallback
 from transformers.trainer_callback import ExportableState
 
@@ -27,6 +29,31 @@ class StopOnNonFiniteLoss(TrainerCallback):
                     f"Training diverged at step {state.global_step}: {key} = {value}. "
                     "Lower --learning_rate, or check the inputs for extreme values."
                 )
+
+
+class StopAtTimeLimit(TrainerCallback):
+    """End training at the first optimizer step that finishes past `deadline` (a `time.time()` value), so a run with a
+    fixed amount of wall time (a lent GPU, a session) still evaluates and writes its results, for the steps it did,
+    instead of being cut off with nothing. `stopped_at_step` says where it cut the run short (None: it did not)."""
+
+    def __init__(self, deadline: float):
+        self.deadline, self.stopped_at_step = deadline, None
+
+    def past_deadline(self, args) -> bool:
+        """Whether the deadline has passed, by the main process's clock on every process: processes that stopped at
+        different steps would wait forever on each other's gradients."""
+        past = time.time() >= self.deadline
+        if args.world_size > 1 and torch.distributed.is_available() and torch.distributed.is_initialized():
+            flag = torch.tensor([float(past)], device=args.device)
+            torch.distributed.broadcast(flag, src=0)
+            past = bool(flag.item())
+        return past
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step < state.max_steps and not control.should_training_stop and self.past_deadline(args):
+            control.should_training_stop = True
+            self.stopped_at_step = state.global_step
+            logger.warning("Time limit reached: training stops at step %d of %d, then evaluates.", state.global_step, state.max_steps)
 
 
 class CheckpointedState(TrainerCallback, ExportableState):

@@ -293,6 +293,9 @@ def run_sweep(sweep_args: argparse.Namespace, train_argv: list[str]) -> dict:
     fpt_args, training_args = parse_args([*train_argv, "--save_strategy", save, "--load_best_model_at_end", "false"])
     if fpt_args.cache_features:
         raise ValueError("--cache_features caches one model's features; a sweep builds a model per trial. Drop it for the sweep.")
+    if fpt_args.time_limit_minutes is not None:
+        raise ValueError(f"--time_limit_minutes {fpt_args.time_limit_minutes} would end trials at different steps, and a sweep ranks "
+                         "its learning rates at equal steps: size --max_steps instead.")
     unfit = schedule_depends_on_length(training_args) if sweep_args.trial_checkpoints else None
     if unfit:
         raise ValueError(f"--trial_checkpoints keeps each trial to continue it as a longer run, which needs {unfit}.")

@@ -25,7 +25,7 @@ from transformers import (
 
 from .arguments import FPTArguments, parse_args
 from .baselines import LSTMBaseline, LSTMConfig
-from .callbacks import RestartAugmentation, RunSettings, StopOnNonFiniteLoss, WallClock
+from .callbacks import RestartAugmentation, RunSettings, StopAtTimeLimit, StopOnNonFiniteLoss, WallClock
 from .checkpointing import selective_checkpointing_kwargs
 from .collator import FPTDataCollator
 from .modeling_fpt import FPTModel
@@ -309,7 +309,8 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         check_output_dir_free(training_args.output_dir)
     start_from = resume or (trial["checkpoint"] if trial else None)
     clock, settings = WallClock.from_checkpoint(start_from, started=start), RunSettings.of(training_args)
-    trainer, data, selection = build_trainer(args, training_args, [clock, settings, *(callbacks or [])])
+    limit = StopAtTimeLimit(start + 60 * args.time_limit_minutes) if args.time_limit_minutes is not None else None
+    trainer, data, selection = build_trainer(args, training_args, [clock, settings, *([limit] if limit else []), *(callbacks or [])])
     model = trainer.model
     if start_from is not None:
         check_resumable(start_from, model, training_args.max_steps, settings)
@@ -340,6 +341,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "dropped_rows_over_max_length": getattr(task, "dropped_rows", None) or None,
         "metrics": metrics,
         "steps": trainer.state.global_step,
+        "stopped_by_time_limit": limit is not None and limit.stopped_at_step is not None,  # --time_limit_minutes ended it early
         "train_loss": train_output.training_loss,
         "trainable_parameters": trainable,
         "total_parameters": sum(p.numel() for p in model.parameters()),
