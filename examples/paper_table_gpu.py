@@ -7,7 +7,7 @@
 The plan gives each (task, method) cell a share of the training budget (after the evaluation time is set aside),
 picks a GPU-sized batch per task with the paper's learning rate scaled by sqrt(batch / 4) (the paper's batch), and turns
 the share into steps: a step takes the longer of its tokens at `--tokens_per_second` and `--step_seconds` (the per-step
-floor of short sequences), both measured on an H200. Runs use the paper's recipe otherwise (`--preset paper`), bf16
+floor of short sequences), both measured on an H200 (the tokens/s of an H100 too; each run also stops at its time limit). Runs use the paper's recipe otherwise (`--preset paper`), bf16
 compute and SDPA attention, write the usual results JSONs (the GPU named in each) and end with the table. docs/gpu.md has the command that starts it on a fresh GPU
 machine and the basis of the default throughput estimate.
 """
@@ -42,6 +42,9 @@ METHOD_COST = {"fpt": 1.0, "frozen_random": 1.0, "full": 1.5, "lstm": 0.3}
 # busy: a short-sequence step is bound by a per-step floor off the GPU, not by its tokens. The defaults keep a margin.
 TOKENS_PER_SECOND = 1.1e5
 STEP_SECONDS = 0.3
+# Computed training tokens/s measured on other GPUs (docs/gpu.md), used when the GPU's name contains the key: an H100
+# lease trained ListOps fpt at ~1.3 steps/s of 32 length-grouped rows, ~4.5e4 tokens/s (a third of the H200's rate).
+MEASURED_TOKENS_PER_SECOND = {"H100": 4.5e4, "H200": TOKENS_PER_SECOND}
 # Tasks of at most this many tokens train without selective checkpointing: their activations are small, and a short
 # step is bound by per-op overhead, of which selective checkpointing's recompute adds a large share (4.1x the step of no
 # checkpointing on a 30-block model with next to no arithmetic, benchmarks/checkpointing_overhead.py on CPU; not yet
@@ -71,6 +74,17 @@ class Cell:
     steps: int
     train_minutes: float
     eval_minutes: float
+
+
+def default_tokens_per_second(gpu_name: str | None) -> float:
+    """The measured rate of the GPU named `gpu_name` (`MEASURED_TOKENS_PER_SECOND`), else the H200's."""
+    return next((rate for key, rate in MEASURED_TOKENS_PER_SECOND.items() if gpu_name and key in gpu_name), TOKENS_PER_SECOND)
+
+
+def gpu_name() -> str | None:
+    import torch
+
+    return torch.cuda.get_device_name(0) if torch.cuda.is_available() else None
 
 
 def data_minutes(tasks) -> float:
@@ -172,8 +186,9 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     parser.add_argument("--backbone", default="smollm2-135m")
     parser.add_argument("--num_backbone_layers", type=int, default=None, help="default: all (30 for SmolLM2-135M)")
-    parser.add_argument("--tokens_per_second", type=float, default=TOKENS_PER_SECOND,
-                        help="computed training tokens/s (padding included) of the backbone on this device")
+    parser.add_argument("--tokens_per_second", type=float, default=None,
+                        help="computed training tokens/s (padding included) of the backbone on this device (default: the rate "
+                             "measured on this GPU's kind, MEASURED_TOKENS_PER_SECOND, else the H200's)")
     parser.add_argument("--step_seconds", type=float, default=STEP_SECONDS,
                         help="the least time of one training step on this device (what short sequences take)")
     parser.add_argument("--data_root", default=None, help="folder with mnist/, cifar10/, remote_homology/ Parquet folders")
@@ -182,6 +197,8 @@ def main(argv: list[str] | None = None) -> list[dict]:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dry_run", action="store_true", help="print the plan and exit")
     args, extra = parser.parse_known_args(argv)
+    if args.tokens_per_second is None:
+        args.tokens_per_second = default_tokens_per_second(gpu_name())
     cells = plan(args.budget_minutes, args.tasks, args.methods, args.tokens_per_second, floor=args.step_seconds)
     print(format_plan(cells, args.budget_minutes, args.tokens_per_second, args.step_seconds), flush=True)
     if args.dry_run:

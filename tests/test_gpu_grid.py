@@ -44,6 +44,19 @@ def test_step_time_model_reproduces_the_measured_h200_steps(load_script, monkeyp
     assert grid.step_seconds("listops", "full", 32) == pytest.approx(1.5 * grid.step_seconds("listops", "fpt", 32))
 
 
+def test_the_plan_assumes_the_rate_measured_on_the_gpu_it_runs_on(load_script, monkeypatch, capsys):
+    grid = load_script("examples/paper_table_gpu.py")
+    assert grid.default_tokens_per_second("NVIDIA H100 80GB HBM3") == 4.5e4  # lease 3's name for its GPU
+    assert grid.default_tokens_per_second("NVIDIA H200") == grid.TOKENS_PER_SECOND
+    assert grid.default_tokens_per_second(None) == grid.default_tokens_per_second("NVIDIA L4") == grid.TOKENS_PER_SECOND
+    monkeypatch.setattr(grid, "gpu_name", lambda: "NVIDIA H100 80GB HBM3")
+    grid.main(["--budget_minutes", "10", "--tasks", "listops", "--methods", "fpt", "--dry_run"])
+    shown = capsys.readouterr().out
+    assert "assumed 4.5e+04 training tokens/s" in shown and f"| {grid.plan(10, ['listops'], ['fpt'], 4.5e4)[0].steps} |" in shown
+    grid.main(["--budget_minutes", "10", "--tasks", "listops", "--methods", "fpt", "--dry_run", "--tokens_per_second", "2e5"])
+    assert "assumed 2e+05 training tokens/s" in capsys.readouterr().out  # an explicit rate wins
+
+
 def test_listops_generation_is_set_aside_once_per_grid(load_script, monkeypatch):
     grid = load_script("examples/paper_table_gpu.py")
     prep = grid.DATA_MINUTES["listops"]
