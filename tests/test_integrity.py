@@ -299,6 +299,10 @@ def test_model_cards_describe_the_method_that_ran(method, says, never):
     assert f'{"LSTMBaseline" if method == "lstm" else "FPTModel"}.from_pretrained("me/model")' in card.text
     assert "# x: 64 tokens x 16 (4x4 patches of the 32x32-padded image)" in card.text
     assert "# x: (batch, tokens, input_dim) float32" in build_model_card({**results, "task": "my_data"}, "me/m").text
+    # a run its time limit ended says so beside its steps
+    assert "- steps: 40\n" in build_model_card({**results, "steps": 40, "stopped_by_time_limit": False}, "me/m").text
+    assert "- steps: 40 (fewer than max_steps: its --time_limit_minutes ended training)" in build_model_card(
+        {**results, "steps": 40, "stopped_by_time_limit": True}, "me/m").text
 
 
 def test_an_lstm_checkpoint_is_no_backbone(tmp_path):

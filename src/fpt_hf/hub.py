@@ -53,6 +53,9 @@ _METHOD_TEXT = {
 }
 
 
+_TIME_LIMITED = " (fewer than max_steps: its --time_limit_minutes ended training)"
+
+
 def _base_model(backbone: str | None) -> str | None:
     """The Hub id the card may name as base model: embedded backbones map to theirs; local folders have none."""
     from .backbones import EMBEDDED_BACKBONES
@@ -110,7 +113,8 @@ def build_model_card(results: dict, repo_id: str) -> ModelCard:
         split=results.get("eval_split"),
         accuracy="n/a" if accuracy is None else f"{100 * accuracy:.2f}%", repo_id=repo_id,
         model_class="LSTMBaseline" if results["method"] == "lstm" else "FPTModel", inputs=_inputs_text(results["task"]),
-        hyperparameters=hyper + f"\n- steps: {results.get('steps')}\n- seed: {results.get('seed')}",
+        hyperparameters=hyper + f"\n- steps: {results.get('steps')}{_TIME_LIMITED if results.get('stopped_by_time_limit') else ''}"
+                                f"\n- seed: {results.get('seed')}",
     )
     return ModelCard(text)
 
