@@ -1,5 +1,7 @@
 """The benchmark's measurements on a tiny backbone (the numbers themselves are in the README)."""
 
+import re
+
 import pytest
 import torch
 
@@ -300,3 +302,19 @@ def test_time_evaluations_interleaves_the_arms_and_takes_the_median():
     seconds, accuracy = time_evaluations({"a": (Arm("a", 0.5), "rows-a"), "b": (Arm("b", 0.25), "rows-b")}, rounds=3)
     assert calls == [("a", "rows-a"), ("b", "rows-b")] * 3  # A B A B A B, each arm on its own rows
     assert accuracy == {"a": 0.5, "b": 0.25} and set(seconds) == {"a", "b"} and all(s >= 0 for s in seconds.values())
+
+
+def test_lstm_bf16_times_both_steps_and_compares_every_gradient(capsys, load_script):
+    from fpt_hf.baselines import LSTMBaseline, LSTMConfig
+    from fpt_hf.tasks import get_task
+
+    script = load_script("benchmarks/lstm_bf16.py")
+    script.main(["--task", "bit_xor", "--batch", "8", "--rounds", "2", "--hidden_size", "16"])
+    out = capsys.readouterr().out
+    assert "bit_xor, batch 8 x 10 tokens, LSTM 3 x 16" in out and "subnormals flushed" in out
+    assert re.search(r"fp32 [0-9.]+ s/step, bf16 autocast [0-9.]+ s/step: [0-9.]+x", out)
+    names = [n for n, _ in LSTMBaseline(LSTMConfig(hidden_size=16, **get_task("bit_xor").model_kwargs())).named_parameters()]
+    rows = {line.split("|")[1].strip(): float(line.split("|")[2]) for line in out.splitlines() if line.startswith("| ") and "tensor" not in line}
+    assert sorted(rows) == sorted(names) and all(0.5 < cosine <= 1.0 for cosine in rows.values())  # bf16 noise is large at width 16
+    with pytest.raises(SystemExit):
+        script.main(["--task", "bit_xor", "--rounds", "0"])
