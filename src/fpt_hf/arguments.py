@@ -87,8 +87,9 @@ class FPTArguments:
     task_seed: int = field(default=0, metadata={"help": "seed of the task data (generation, held-out splits); --seed seeds training"})
     time_limit_minutes: float | None = field(
         default=None,
-        metadata={"help": "end training once this many minutes have passed since the run started (data preparation included), "
-                          "then evaluate and write the results as usual, for the steps done (default: no limit)"},
+        metadata={"help": "end training once this many minutes have passed since this process started the run (data preparation "
+                          "included), then evaluate and write the results as usual, for the steps done; the learning-rate schedule "
+                          "is still the one of --max_steps, so a decaying one ends part-way (default: no limit)"},
     )
     results_dir: str = field(
         default="outputs/results",
