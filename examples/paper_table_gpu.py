@@ -134,7 +134,7 @@ def time_limit_minutes(cells: list[Cell], index: int, minutes_left: float, overh
     `minutes_left`: what is left after `EVAL_MARGIN` times its planned evaluation and the planned time of the runnable
     cells after it (their training, evaluation, start-up and any data they are first to prepare)."""
     later = [c for c in cells[index + 1:] if c.steps >= MIN_STEPS]
-    prepared = {c.task for c in cells[: index + 1]}
+    prepared = {c.task for c in cells[: index + 1] if c.steps >= MIN_STEPS}  # a cell too short to run prepares nothing
     reserved = sum(c.train_minutes + c.eval_minutes + overhead_minutes for c in later) + data_minutes({c.task for c in later} - prepared)
     return minutes_left - EVAL_MARGIN * cells[index].eval_minutes - reserved
 

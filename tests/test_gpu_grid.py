@@ -2,6 +2,7 @@
 
 import json
 import time
+from dataclasses import replace
 
 import pytest
 
@@ -145,6 +146,11 @@ def test_each_run_may_train_until_the_time_the_runs_after_it_need(load_script):
                                                                   - grid.DATA_MINUTES["listops"])
     assert grid.time_limit_minutes(cells, 2, 9) == pytest.approx(9 - 2 * lo_fpt.eval_minutes - later(lo_lstm))  # ListOps is ready
     assert grid.time_limit_minutes(cells, 3, 4) == pytest.approx(4 - 2 * lo_lstm.eval_minutes)
+    too_short = [bx_fpt, replace(lo_fpt, steps=grid.MIN_STEPS - 1), lo_lstm]  # skipped: it generates no ListOps data
+    assert grid.time_limit_minutes(too_short, 0, 20) == pytest.approx(20 - 2 * bx_fpt.eval_minutes - later(lo_lstm)
+                                                                      - grid.DATA_MINUTES["listops"])
+    assert grid.time_limit_minutes(too_short, 1, 20) == pytest.approx(20 - 2 * lo_fpt.eval_minutes - later(lo_lstm)
+                                                                      - grid.DATA_MINUTES["listops"])
 
 
 def test_a_grid_on_a_slower_device_than_planned_still_writes_its_results(load_script, gpt2_dir, tmp_path, capsys):
