@@ -209,6 +209,13 @@ training.run_training(*training.parse_args(sys.argv[2:]))
 """
 
 
+def _launch_two_processes(script, *args, timeout):
+    """`accelerate launch` of `script args` on two CPU processes (examples/accelerate_configs/cpu_2proc.yaml)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
+    return subprocess.run([*launcher, str(script), *args], env=env, capture_output=True, text=True, timeout=timeout)
+
+
 def test_two_process_ddp(gpt2_dir, tmp_path):
     script = tmp_path / "ddp_run.py"
     script.write_text(DDP_SCRIPT)
@@ -216,10 +223,7 @@ def test_two_process_ddp(gpt2_dir, tmp_path):
     record.mkdir()
     args = _args(tmp_path, gpt2_dir, "--max_steps", "6", "--eval_steps", "6", "--save_steps", "6", "--train_size", "256",
                  "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false", method="fpt")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
-    proc = subprocess.run([*launcher, str(script), str(record), *args],
-                          env=env, capture_output=True, text=True, timeout=600)
+    proc = _launch_two_processes(script, str(record), *args, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["world_size"] == 2
@@ -250,9 +254,7 @@ def test_two_processes_stop_at_the_time_limit_together(gpt2_dir, tmp_path):
     script.write_text(DDP_DEADLINE_SCRIPT)
     args = _args(tmp_path, gpt2_dir, "--max_steps", "500", "--train_size", "256", "--time_limit_minutes", "0.0001",
                  "--ddp_backend", "gloo", "--ddp_find_unused_parameters", "false", method="fpt")
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
-    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--config_file", str(REPO / "examples" / "accelerate_configs" / "cpu_2proc.yaml")]
-    proc = subprocess.run([*launcher, str(script), *args], env=env, capture_output=True, text=True, timeout=300)
+    proc = _launch_two_processes(script, *args, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
     results = json.loads((tmp_path / "out" / "results.json").read_text())
     assert results["world_size"] == 2 and results["steps"] == 1 and results["stopped_by_time_limit"] is True
