@@ -224,10 +224,10 @@ def test_cpu_attention_flops_match_the_formula_by_hand(causal):
     import torch.nn.functional as F
     from torch.utils.flop_counter import FlopCounterMode
 
-    from fpt_hf.probes import count_cpu_attention_flops
+    from fpt_hf.probes import count_cpu_kernel_flops
 
-    count_cpu_attention_flops()
-    count_cpu_attention_flops()  # idempotent
+    count_cpu_kernel_flops()
+    count_cpu_kernel_flops()  # idempotent
     b, h, t, d = 2, 3, 64, 16
     q, k, v = (torch.randn(b, h, t, d, requires_grad=True) for _ in range(3))
     with FlopCounterMode(display=False) as forward:
@@ -237,6 +237,40 @@ def test_cpu_attention_flops_match_the_formula_by_hand(causal):
     full = 2 * (2 * b * h * t * t * d)  # q @ k^T and p @ v
     assert forward.get_total_flops() == (full // 2 if causal else full)
     assert backward.get_total_flops() == (5 * full // 2 // 2 if causal else 5 * full // 2)  # dv, dp, dq, dk + recomputed scores
+
+
+def test_cpu_lstm_flops_match_an_lstm_written_in_matmuls():
+    """The formula for oneDNN's fused LSTM layer against torch's own mm counts of the same LSTM written step by step."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    from fpt_hf.probes import count_cpu_kernel_flops
+
+    count_cpu_kernel_flops()
+    b, t, i, h = 3, 7, 5, 8
+    lstm = torch.nn.LSTM(i, h, batch_first=True)
+    x = torch.randn(b, t, i, requires_grad=True)
+    with FlopCounterMode(display=False) as fused_forward:
+        out = lstm(x)[0]
+    with FlopCounterMode(display=False) as fused_backward:
+        out.sum().backward()
+
+    def by_hand():
+        state, cell, outputs = torch.zeros(b, h, requires_grad=True), torch.zeros(b, h), []
+        for step in range(t):
+            gates = x[:, step] @ lstm.weight_ih_l0.T + state @ lstm.weight_hh_l0.T + lstm.bias_ih_l0 + lstm.bias_hh_l0
+            in_gate, forget, candidate, out_gate = gates.chunk(4, dim=1)
+            cell = forget.sigmoid() * cell + in_gate.sigmoid() * candidate.tanh()
+            state = out_gate.sigmoid() * cell.tanh()
+            outputs.append(state)
+        return torch.stack(outputs, 1)
+
+    with FlopCounterMode(display=False) as manual_forward:
+        manual = by_hand()
+    with FlopCounterMode(display=False) as manual_backward:
+        manual.sum().backward()
+    torch.testing.assert_close(manual, out)  # the same LSTM
+    assert fused_forward.get_total_flops() == manual_forward.get_total_flops() == 2 * b * t * 4 * h * (i + h)
+    assert fused_backward.get_total_flops() == manual_backward.get_total_flops()
 
 
 def test_attention_kernels_script_times_every_kernel_and_dtype(capsys, load_script):

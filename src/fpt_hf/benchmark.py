@@ -17,7 +17,7 @@ import time
 
 import torch
 
-from .probes import HeldActivations, count_cpu_attention_flops, matmul_peak, model_gemm_shape, peak_rss_mb, reset_peak_rss
+from .probes import HeldActivations, count_cpu_kernel_flops, matmul_peak, model_gemm_shape, peak_rss_mb, reset_peak_rss
 
 # checkpointing: False, "selective" (recompute element-wise ops, keep matmul outputs) or "full" (recompute the blocks)
 REFERENCE = {"name": "reference (paper recipe)", "compute_dtype": None, "attn": "eager", "optimizer": "plain", "compile": False,
@@ -107,7 +107,7 @@ def worker(spec: dict) -> dict:
         step()
         warmup.append(time.perf_counter() - start)
     result["warmup_s"] = warmup
-    count_cpu_attention_flops()
+    count_cpu_kernel_flops()
     with FlopCounterMode(display=False) as counter:
         step()
     result["flops_per_step"] = counter.get_total_flops()

@@ -42,7 +42,7 @@ def worker(spec: dict) -> dict:
     from torch.utils.flop_counter import FlopCounterMode
     from transformers import TrainerCallback
 
-    from .probes import count_cpu_attention_flops, matmul_peak, model_gemm_shape
+    from .probes import count_cpu_kernel_flops, matmul_peak, model_gemm_shape
     from .tasks import get_task
     from .training import build_trainer, parse_args
 
@@ -66,7 +66,7 @@ def worker(spec: dict) -> dict:
         for _ in range(spec["warmup"]):  # allocator growth, kernel selection: untimed
             model(**warm_batch).loss.backward()
             model.zero_grad(set_to_none=True)
-        count_cpu_attention_flops()
+        count_cpu_kernel_flops()
         with FlopCounterMode(display=False) as counter:  # what one step of these rows computes, recomputation included
             model(**warm_batch).loss.backward()
         model.zero_grad(set_to_none=True)
@@ -100,8 +100,8 @@ def worker(spec: dict) -> dict:
         return {"samples_per_s": samples / seconds, "real_tokens_per_s": real / seconds, "padding_efficiency": real / padded,
                 "step_s": seconds / len(batches), "batch": batch_size, "flops_per_token": flops_per_token,
                 # FLOPs per second at the step's FLOPs per (padded) token, as a share of the matmul rate of the same process
-                # (None for the LSTM baseline: FlopCounterMode does not count aten's fused LSTM kernels)
-                "peak_share": flops_per_token * padded / seconds / peak if hasattr(model, "backbone") else None,
+                # (None where the counter saw no FLOPs: a kernel it has no formula for)
+                "peak_share": flops_per_token * padded / seconds / peak if flops_per_token else None,
                 "matmul_peak": peak, "matmul_dtype": str(dtype).replace("torch.", ""), "train_rows": len(full), "train_tokens": total_tokens,
                 "flags": spec["flags"], "warm_rows": hashlib.sha256(np.sort(warm_rows).tobytes()).hexdigest()[:12]}
 
@@ -150,7 +150,7 @@ def format_report(rows: list[dict], spec: dict) -> str:
     def peak_share(row, name):
         share = row[f"{name}_peak_share"]
         if share is None and row[f"{name}_samples_per_s"] is not None:
-            return "-"  # timed, but its FLOPs are not counted (the LSTM baseline)
+            return "-"  # timed, but its FLOPs are not counted (a kernel without a FLOP formula)
         return fmt(share and tuple(100 * x for x in share), 0)
 
     lines = [f"{spec['backbone']}, first {spec.get('layers')} layers, {spec['threads']} thread(s), {spec['steps']} timed steps after "

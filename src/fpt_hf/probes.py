@@ -1,4 +1,4 @@
-"""What a measurement needs besides the model: the machine's matmul peak, FLOP counts for the CPU attention kernels, the
+"""What a measurement needs besides the model: the machine's matmul peak, FLOP counts for the CPU attention and LSTM kernels, the
 model's largest GEMM, the activations a forward pass holds for the backward, this process's peak resident memory, and
 interleaved timings of `Trainer.evaluate`. Used by `fpt-hf bench` (benchmark.py), the task benchmarks (benchmark_tasks.py) and the memory tests."""
 
@@ -30,10 +30,14 @@ def matmul_peak(dtype: torch.dtype, shape: tuple[int, int, int] = (2048, 2048, 2
     return {"median": statistics.median(rates), "min": min(rates), "max": max(rates)}
 
 
-def count_cpu_attention_flops() -> None:
-    """Teach `FlopCounterMode` the CPU flash-attention kernels, which torch's counter skips (it counts the GPU ones):
-    torch's own SDPA formulas, halved for `is_causal` calls (the kernel skips the masked half; explicit masks count
-    in full). Idempotent."""
+def count_cpu_kernel_flops() -> None:
+    """Teach `FlopCounterMode` the CPU kernels torch's counter skips (it counts their GPU counterparts). Idempotent.
+
+    - flash attention: torch's own SDPA formulas, halved for `is_causal` calls (the kernel skips the masked half;
+      explicit masks count in full);
+    - oneDNN's LSTM layer (`nn.LSTM` in fp32 on CPU): its two GEMMs per step, `2 * rows * 4h * (input + h)` forward,
+      and twice that backward (the gradients of the inputs and of the weights). Gate nonlinearities are not counted,
+      as for every other elementwise op."""
     from torch.utils import flop_counter
 
     aten = torch.ops.aten
@@ -51,6 +55,18 @@ def count_cpu_attention_flops() -> None:
                   is_causal=False, *args, out_shape=None, **kwargs) -> int:
         flops = flop_counter.sdpa_backward_flop_count(grad_out_shape, query_shape, key_shape, value_shape)
         return flops // 2 if is_causal else flops
+
+    def lstm_layer_flops(input_shape, input_weight_shape, hidden_weight_shape) -> int:
+        rows = input_shape[0] * input_shape[1]  # batch x time, in either order
+        return 2 * rows * input_weight_shape[0] * (input_weight_shape[1] + hidden_weight_shape[1])
+
+    @flop_counter.register_flop_formula(aten.mkldnn_rnn_layer)
+    def _lstm_forward(input_shape, weight0_shape, weight1_shape, *args, out_shape=None, **kwargs) -> int:
+        return lstm_layer_flops(input_shape, weight0_shape, weight1_shape)
+
+    @flop_counter.register_flop_formula(aten.mkldnn_rnn_layer_backward)
+    def _lstm_backward(input_shape, weight1_shape, weight2_shape, *args, out_shape=None, **kwargs) -> int:
+        return 2 * lstm_layer_flops(input_shape, weight1_shape, weight2_shape)
 
 
 def model_gemm_shape(model, tokens: int) -> tuple[int, int, int]:
