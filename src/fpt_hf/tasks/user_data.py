@@ -75,7 +75,7 @@ class DatasetTask(Task):
                              else f"<= {self.max_tokens} token ids (vocab {self.vocab})")
 
     def _row_shapes(self, raw: DatasetDict) -> dict:
-        """Scan every row once: continuous rows must share their feature size, token ids must be non-negative ints."""
+        """Scan every row once: continuous rows must be finite and share their feature size, token ids must be non-negative ints."""
         ndims, features, lengths, vocab = set(), set(), [], 0
         for split, ds in raw.items():
             for start in range(0, len(ds), 1000):
@@ -91,6 +91,10 @@ class DatasetTask(Task):
                     lengths.append(array.shape[0])
                     if array.ndim == 2:
                         features.add(array.shape[1])
+                        if not np.isfinite(array).all():  # found now, not at the batch that holds it hours into training
+                            token, feature = np.argwhere(~np.isfinite(array))[0]
+                            raise ValueError(f"--dataset {self.source!r} split {split!r} row {i}: inputs must be finite, got "
+                                             f"{array[token, feature]} at token {token}, feature {feature}.")
                     else:
                         if not np.issubdtype(array.dtype, np.integer) or array.min() < 0:
                             raise ValueError(f"--dataset {self.source!r} split {split!r} row {i}: 1-d inputs are token ids and must "
