@@ -7,6 +7,7 @@ import json
 import tempfile
 from pathlib import Path
 
+import torch
 from transformers import PreTrainedModel, Trainer, TrainingArguments
 
 from .arguments import FIXED_TRAINING_ARGS, FPTArguments
@@ -85,7 +86,8 @@ def evaluate_checkpoint(
     if split not in data:
         raise ValueError(f"{task.name} has no split {split!r}: its splits are {sorted(data)} (default: {task.eval_split!r}).")
     with tempfile.TemporaryDirectory() as tmp:
-        training_args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch_size, report_to="none", **FIXED_TRAINING_ARGS)
+        training_args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch_size, report_to="none",
+                                          dataloader_pin_memory=torch.accelerator.is_available(), **FIXED_TRAINING_ARGS)
         trainer = Trainer(
             model=model, args=training_args, data_collator=FPTDataCollator(), compute_metrics=make_compute_metrics(),
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
