@@ -113,6 +113,27 @@ def test_listops_labels_match_independent_evaluator():
     assert len(set(labels)) == 10
 
 
+def test_listops_trees_are_the_draws_of_lras_plain_recursion():
+    """The generator appends to one list; LRA's recursion returns and concatenates each subtree. Same seed, same trees,
+    so ListOps generated before the change (the cache, the committed grid runs) stays the data a run reads."""
+    import random
+
+    from fpt_hf.tasks.listops import CLOSE, DIGITS, OPERATORS, generate_tree
+
+    def plain(rng, depth=1):
+        if depth < 10 and rng.random() < 0.25:
+            tokens = [rng.choice(OPERATORS)]
+            for _ in range(rng.randint(2, 10)):
+                tokens += plain(rng, depth + 1)
+            return tokens + [CLOSE]
+        return [rng.choice(DIGITS)]
+
+    ours, reference = random.Random(7), random.Random(7)
+    trees = [generate_tree(ours) for _ in range(3000)]
+    assert trees == [plain(reference) for _ in range(3000)]
+    assert max(len(t) for t in trees) > 500  # long trees, not only digits, were compared
+
+
 def test_listops_evaluator_and_tokenizer():
     assert evaluate_tokens("[MAX 2 9 [MIN 4 7 ] 0 ]".split()) == 9
     assert evaluate_tokens("[MED 1 8 3 4 ]".split()) == 3
