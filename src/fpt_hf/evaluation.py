@@ -87,7 +87,7 @@ def evaluate_checkpoint(
         raise ValueError(f"{task.name} has no split {split!r}: its splits are {sorted(data)} (default: {task.eval_split!r}).")
     with tempfile.TemporaryDirectory() as tmp:
         training_args = TrainingArguments(output_dir=tmp, per_device_eval_batch_size=batch_size, report_to="none",
-                                          dataloader_pin_memory=torch.accelerator.is_available(), **FIXED_TRAINING_ARGS)
+                                          use_cpu=not torch.accelerator.is_available(), **FIXED_TRAINING_ARGS)  # transformers then pins no memory
         trainer = Trainer(
             model=model, args=training_args, data_collator=FPTDataCollator(), compute_metrics=make_compute_metrics(),
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
