@@ -110,6 +110,23 @@ def test_preset_defaults_are_overridden_by_flags():
     assert resolve_attn_implementation("sdpa", 64, use_cpu=True) == "sdpa"
 
 
+def test_use_cpu_defaults_to_true_only_without_an_accelerator(gpt2_dir, tmp_path, monkeypatch):
+    """A CPU machine trains without `--use_cpu` and without torch's pinned-memory warning; where an accelerator
+    exists nothing changes, and an explicit flag wins either way."""
+    quiet = ["--report_to", "none", "--disable_tqdm", "true"]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        results = main(["--task", "bit_xor", "--backbone", gpt2_dir, "--preset", "cpu", "--max_steps", "2", "--train_size", "32",
+                        "--output_dir", str(tmp_path / "out"), "--results_dir", str(tmp_path / "results"), *quiet])
+    assert results["steps"] == 2
+    assert not [w for w in caught if "pin_memory" in str(w.message)]
+    assert parse_args(["--task", "bit_xor", *quiet])[1].use_cpu is (not torch.accelerator.is_available())
+    assert parse_args(["--task", "bit_xor", "--use_cpu", "false", *quiet])[1].use_cpu is False
+    monkeypatch.setattr(torch.accelerator, "is_available", lambda: True)
+    assert parse_args(["--task", "bit_xor", *quiet])[1].use_cpu is False
+    assert parse_args(["--task", "bit_xor", "--use_cpu", *quiet])[1].use_cpu is True
+
+
 class _Crash(TrainerCallback):
     def on_step_end(self, args, state, control, **kwargs):
         if state.global_step == 25:

@@ -7,6 +7,7 @@ import functools
 import sys
 from dataclasses import dataclass, field
 
+import torch
 from transformers import HfArgumentParser, TrainingArguments
 
 from .tasks import Task, get_task, list_tasks
@@ -204,12 +205,15 @@ FIXED_TRAINING_ARGS = {"remove_unused_columns": False, "label_names": ["labels"]
 
 
 def parse_args(argv: list[str] | None = None) -> tuple[FPTArguments, TrainingArguments]:
-    """Parse `FPTArguments` + `TrainingArguments`; a `--preset` supplies defaults that explicit flags override."""
+    """Parse `FPTArguments` + `TrainingArguments`; a `--preset` supplies defaults that explicit flags override.
+    On a machine without an accelerator `--use_cpu` defaults to true, so transformers pins no memory there."""
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = HfArgumentParser((FPTArguments, TrainingArguments))
     probe, _ = parser.parse_known_args(argv)
     task = FPTArguments(**{k: getattr(probe, k) for k in ("task", "dataset", "input_column", "label_column")}).resolve_task()
     defaults = {"output_dir": f"outputs/{task.name}-{probe.method}-seed{probe.seed}"}
+    if not torch.accelerator.is_available():
+        defaults["use_cpu"] = True
     if probe.preset in PRESETS:  # an unknown preset is refused, by name, when the arguments are built below
         defaults.update(PRESETS[probe.preset](probe.preset, task, probe.method))
     if probe.train_size is not None and "--streaming_train" not in argv:
