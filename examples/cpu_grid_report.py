@@ -70,20 +70,27 @@ def status(tasks=None, methods=None) -> str:
 def _hours(task: str, runs: list[dict], trials: list[dict], pending_trials: int = 0, from_step: int = 0) -> float | None:
     """Hours on one core the cell's next step takes, from the wall times measured here: `pending_trials` more sweep
     trials (the mean of `trials`, its trial records so far), or a run from `from_step` to the budget (the mean of
-    `runs`, the cell's finished runs; else the trials' seconds per step, evaluation included: an overestimate where a
-    trial evaluates more often than the run, as on ListOps and CIFAR-10 LRA); None before any of the cell's work has a wall time. Machines differ (one ran
-    the same steps 1.7x as fast as another), so this sizes a session's jobs, nothing more."""
+    `runs`, the cell's finished runs; else from the trials: their training seconds per step plus the run's evaluations
+    left and its held-out pass, each at the trials' mean evaluation time, where every trial recorded its evaluations'
+    seconds; otherwise their seconds per step, evaluation included, an overestimate where a trial evaluates more often
+    than the run, as on ListOps and CIFAR-10 LRA). None before any of the cell's work has a wall time. Machines differ
+    (one ran the same steps 1.7x as fast as another), so this sizes a session's jobs, nothing more."""
     records = [r for r in trials if r.get("wall_time_s") and r.get("steps")]
     if pending_trials:
         return pending_trials * sum(r["wall_time_s"] for r in records) / len(records) / 3600 if records else None
-    steps = protocol.BUDGETS[task].steps
+    budget = protocol.BUDGETS[task]
     if runs:
-        per_step = sum(r["wall_time_s"] for r in runs) / len(runs) / steps
-    elif records:
-        per_step = sum(r["wall_time_s"] / r["steps"] for r in records) / len(records)
-    else:
+        return sum(r["wall_time_s"] for r in runs) / len(runs) / budget.steps * (budget.steps - from_step) / 3600
+    if not records:
         return None
-    return per_step * (steps - from_step) / 3600
+    evals = [[p.get("eval_runtime_s") for p in r.get("curve") or []] for r in records]
+    if all(passes and None not in passes for passes in evals):
+        per_step = sum((r["wall_time_s"] - sum(passes)) / r["steps"] for r, passes in zip(records, evals)) / len(records)
+        per_pass = sum(map(sum, evals)) / sum(map(len, evals))
+        passes_left = budget.steps // budget.eval_every - from_step // budget.eval_every + 1  # + the held-out split's pass
+        return (per_step * (budget.steps - from_step) + per_pass * passes_left) / 3600
+    per_step = sum(r["wall_time_s"] / r["steps"] for r in records) / len(records)
+    return per_step * (budget.steps - from_step) / 3600
 
 
 def _trial_records(task: str, method: str) -> list[dict]:

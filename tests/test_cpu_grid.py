@@ -213,6 +213,30 @@ def test_status_estimates_each_next_step_from_the_wall_times_measured(grid):
     assert "~" not in grid.report.status(methods=["lstm"])  # nothing of that cell measured yet: no estimate
 
 
+def test_status_estimates_a_run_from_its_trials_training_and_evaluation_seconds_apart(grid):
+    """Trials that recorded their evaluations' seconds: training seconds per step x the steps left, plus one evaluation
+    per eval_every steps left and the held-out pass, each at the trials' mean evaluation time (budget: 4 steps, every 2)."""
+    trials = grid.protocol.sweep_dir("bit_xor", "fpt") / "trials"
+    trials.mkdir(parents=True)
+    shapes = {3e-4: (2, 2400.0, 600.0), 1e-3: (4, 4200.0, 600.0), 3e-3: (1, 1500.0, 600.0)}  # steps, wall, one evaluation: 900 s per training step each
+    for rate, (steps, wall, evaluation) in shapes.items():
+        curve = [{"step": steps, "accuracy": 0.5, "eval_runtime_s": evaluation}]
+        (trials / f"lr{rate:g}-seed0.json").write_text(json.dumps({"learning_rate": rate, "steps": steps, "wall_time_s": wall, "curve": curve}))
+    (trials.parent / "sweep.json").write_text(json.dumps({"by_learning_rate": [{"learning_rate": r, "mean": 0.5 + r} for r in shapes],
+                                                          "best": {"learning_rate": 3e-3}}))
+
+    def next_step():
+        return next(line for line in grid.report.status(methods=["fpt"]).splitlines() if line.startswith("| bit_xor")).split(" | ")[-1]
+
+    assert next_step().endswith("(~1.5 h) |")  # 900 x 4 + 600 x 3 s; with evaluation folded into steps it would be ~1.4 h
+    (grid.protocol.run_dir("bit_xor", "fpt", 0, 3e-3) / "checkpoint-2").mkdir(parents=True)
+    assert next_step() == "seed 0, resumes at step 2 of 4 (~0.8 h) |"  # 900 x 2 + 600 x 2 s
+    record = trials / "lr0.001-seed0.json"
+    old = json.loads(record.read_text())
+    record.write_text(json.dumps({**old, "curve": [{"step": 4, "accuracy": 0.5}]}))  # a trial from before evaluations were timed
+    assert next_step() == "seed 0, resumes at step 2 of 4 (~0.7 h) |"  # (2400 / 2 + 4200 / 4 + 1500) / 3 s per step x 2, as before
+
+
 def test_table_adds_a_row_for_each_other_split_every_run_reports(grid, monkeypatch):
     """Remote homology's runs report TAPE's `valid` (the paper's split) and its fold holdout (`test`): both rows."""
     monkeypatch.setattr(grid.protocol, "TASKS", ("remote_homology",))

@@ -186,10 +186,13 @@ def results_path(results_dir: str | Path, filename: str, results: dict) -> Path:
 
 def curve_point(step: int, metrics: dict) -> dict:
     """One point of a learning curve, as results JSONs and sweep trials record it, from an evaluation's `eval_*` metrics:
-    the accuracy and, where measured, the share of the most predicted class (1.0 = one class for every row)."""
+    the accuracy and, where measured, the share of the most predicted class (1.0 = one class for every row) and the
+    evaluation's seconds (so a run's wall time splits into training and evaluation)."""
     point = {"step": step, "accuracy": float(metrics["eval_accuracy"])}
     if metrics.get("eval_top_prediction_share") is not None:
         point["top_prediction_share"] = float(metrics["eval_top_prediction_share"])
+    if metrics.get("eval_runtime") is not None:
+        point["eval_runtime_s"] = float(metrics["eval_runtime"])
     return point
 
 
