@@ -331,6 +331,19 @@ def test_hub_data_offline_says_how_to_point_at_local_parquet(task, monkeypatch):
         get_task(task).load()
 
 
+def test_hub_data_unreachable_without_offline_mode_names_the_switch_that_skips_the_retries(monkeypatch):
+    from huggingface_hub import constants
+
+    monkeypatch.delenv("FPT_HF_DATA_DIR", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)  # datasets itself stays offline (HF_DATASETS_OFFLINE=1): no network used
+    with pytest.raises(ValueError, match=r"HF_HUB_OFFLINE=1 fails at once instead of after the Hub's retries\.$"):
+        get_task("mnist").load()
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    with pytest.raises(ValueError) as offline:
+        get_task("mnist").load()
+    assert "HF_HUB_OFFLINE" not in str(offline.value)  # already offline: nothing to add
+
+
 def test_missing_data_dir_says_what_was_looked_for(tmp_path):
     with pytest.raises(ValueError, match=r"No mnist data in .*train.parquet.*ylecun/mnist"):
         get_task("mnist").load(tmp_path)

@@ -28,12 +28,15 @@ def load_parquet_splits(
         try:
             raw = load_dataset(hub_id)
         except (ConnectionError, OSError) as err:  # offline, or the Hub unreachable (datasets raises both kinds)
+            from huggingface_hub import constants
+
+            retries = "" if constants.HF_HUB_OFFLINE else " With no network, HF_HUB_OFFLINE=1 fails at once instead of after the Hub's retries."
             raise ValueError(
                 f"Could not load {hub_id!r} from the Hugging Face Hub ({type(err).__name__}: {err}). Offline, point data_dir= "
                 f"(--data_dir) or ${DATA_DIR_ENV} at local Parquet files in the Hub layout: data_dir=<folder> holding "
                 f"{', '.join(f'{stem}.parquet' for stem in splits.values())} (or data/<split>-*.parquet), or "
                 f"${DATA_DIR_ENV}=<root> holding {folder}/ like that; columns {sorted(columns)}. Save them once where the Hub "
-                f"is reachable: datasets.load_dataset({hub_id!r}) then .to_parquet(...) per split."
+                f"is reachable: datasets.load_dataset({hub_id!r}) then .to_parquet(...) per split.{retries}"
             ) from err
         raw = DatasetDict({ours: raw[theirs] for ours, theirs in splits.items() if theirs in raw})
     else:
