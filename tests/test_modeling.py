@@ -342,6 +342,22 @@ def test_hub_backbone_offline_says_what_to_do(tmp_path):
         FPTModel.from_pretrained(str(tmp_path / "empty"), input_dim=4, num_labels=2)
 
 
+def test_unreachable_hub_backbone_names_the_offline_switch_the_user_needs(monkeypatch):
+    from huggingface_hub import constants
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    from fpt_hf.backbones import _backbone_error
+
+    err = OSError("We couldn't connect to 'https://huggingface.co' to load the files")
+    err.__cause__ = LocalEntryNotFoundError("no cached config.json")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    online = _backbone_error("gpt2", err)
+    assert "the Hub could not be reached (no network?)" in online and online.endswith("HF_HUB_OFFLINE=1 fails at once instead of after the Hub's retries.")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    offline = _backbone_error("gpt2", err)
+    assert "HF_HUB_OFFLINE=1 is set" in offline and offline.endswith("unset HF_HUB_OFFLINE and it downloads once into the cache.")
+
+
 def test_unknown_backbone_name():
     from fpt_hf.backbones import _backbone_error
 

