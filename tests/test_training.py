@@ -158,6 +158,29 @@ def test_resume_after_kill_gives_the_same_result(gpt2_dir, tmp_path):
     assert straight["wall_time_s"] == pytest.approx(straight["wall_time_this_process_s"], abs=0.2)
 
 
+class _KillAfterTraining(TrainerCallback):
+    def on_train_end(self, args, state, control, **kwargs):
+        raise KeyboardInterrupt("simulated kill during the held-out evaluation")
+
+
+def test_a_run_killed_after_its_last_checkpoint_resumes_to_evaluate_only(gpt2_dir, tmp_path):
+    """Killed between its final checkpoint and the held-out pass (as a session's end can cut the CPU grid's long test
+    evaluations), the resumed run trains no step and reports what the uninterrupted run reports."""
+    common = ["--max_steps", "20", "--eval_steps", "10", "--save_steps", "10", "--learning_rate", "3e-3", "--train_size", "200"]
+    straight = run_training(*parse_args(_args(tmp_path / "a", gpt2_dir, *common)))
+    with pytest.raises(KeyboardInterrupt):
+        run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common)), callbacks=[_KillAfterTraining()])
+    assert (tmp_path / "b" / "out" / "checkpoint-20" / "trainer_state.json").exists() and not list((tmp_path / "b" / "results").glob("*.json"))
+    steps = []
+    resumed = run_training(*parse_args(_args(tmp_path / "b", gpt2_dir, *common, "--resume_from_checkpoint", "true")),
+                           callbacks=[type("Count", (TrainerCallback,), {"on_step_end": lambda self, *a, **k: steps.append(1)})()])
+    assert steps == [] and resumed["steps"] == straight["steps"] == 20
+    assert resumed["metrics"]["test_loss"] == pytest.approx(straight["metrics"]["test_loss"], rel=1e-5)
+    assert resumed["accuracy"] == straight["accuracy"]
+    assert [p["accuracy"] for p in resumed["curve"]] == [p["accuracy"] for p in straight["curve"]]
+    assert resumed["train_loss"] is None and resumed["wall_time_s"] > resumed["wall_time_this_process_s"]
+
+
 def test_heads_only_trainer_checkpoints(gpt2_dir, tmp_path):
     run_training(*parse_args(_args(tmp_path, gpt2_dir, "--max_steps", "10", "--eval_steps", "10", "--save_steps", "10", method="fpt")))
     from safetensors.torch import load_file

@@ -18,6 +18,7 @@ from datasets import DatasetDict
 from transformers import (
     PreTrainedModel,
     Trainer,
+    TrainerState,
     TrainingArguments,
     default_data_collator,
     set_seed,
@@ -290,6 +291,16 @@ def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int, set
                          "past the end. Raise --max_steps or start a new --output_dir.")
 
 
+def finish_without_training(trainer: Trainer, checkpoint: str) -> None:
+    """Resume a run whose `checkpoint` already holds all its steps (killed before its held-out evaluation): restore the
+    checkpoint's state and weights, and its best model as `train()` ends with one. `Trainer.train` would train one step
+    past the end here, since its loop checks for the end only after a step. No training loss is computed (None)."""
+    trainer.state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
+    trainer._load_from_checkpoint(checkpoint)
+    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint is not None:
+        trainer._load_best_model()
+
+
 def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
     """Train `args.method` on `args.task`, evaluate on the task's full held-out split, write the results JSON."""
     logging.basicConfig(level=logging.INFO if training_args.should_log else logging.WARNING)
@@ -316,7 +327,10 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         check_resumable(start_from, model, training_args.max_steps, settings)
     if trial is not None:
         resume = continue_from_trial(args.continue_trial, trial, training_args)
-    train_output = trainer.train(resume_from_checkpoint=resume)
+    if resume is not None and json.loads(Path(resume, "trainer_state.json").read_text())["global_step"] == training_args.max_steps:
+        train_loss = finish_without_training(trainer, resume)
+    else:
+        train_loss = trainer.train(resume_from_checkpoint=resume).training_loss
     metrics = {}
     for split in task.reported_splits:
         if split in data:
@@ -342,7 +356,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         "metrics": metrics,
         "steps": trainer.state.global_step,
         "stopped_by_time_limit": limit is not None and limit.stopped_at_step is not None,  # --time_limit_minutes ended it early
-        "train_loss": train_output.training_loss,
+        "train_loss": train_loss,
         "trainable_parameters": trainable,
         "total_parameters": sum(p.numel() for p in model.parameters()),
         "num_backbone_layers": args.num_backbone_layers,
