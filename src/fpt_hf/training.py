@@ -291,14 +291,19 @@ def check_resumable(checkpoint: str, model: PreTrainedModel, max_steps: int, set
                          "past the end. Raise --max_steps or start a new --output_dir.")
 
 
-def finish_without_training(trainer: Trainer, checkpoint: str) -> None:
-    """Resume a run whose `checkpoint` already holds all its steps (killed before its held-out evaluation): restore the
-    checkpoint's state and weights, and its best model as `train()` ends with one. `Trainer.train` would train one step
-    past the end here, since its loop checks for the end only after a step. No training loss is computed (None)."""
-    trainer.state = TrainerState.load_from_json(os.path.join(checkpoint, "trainer_state.json"))
-    trainer._load_from_checkpoint(checkpoint)
-    if trainer.args.load_best_model_at_end and trainer.state.best_model_checkpoint is not None:
+def train_or_finish(trainer: Trainer, resume: str | None) -> float | None:
+    """`trainer.train(resume_from_checkpoint=resume)`, returning its training loss. A checkpoint that already holds all
+    `--max_steps` (a run killed before its held-out evaluation) is restored instead, with its best model as `train()`
+    ends with one, and None is returned (no loss computed): `Trainer.train` would train one step past the end there,
+    since its loop checks for the end only after a step."""
+    state = TrainerState.load_from_json(os.path.join(resume, "trainer_state.json")) if resume is not None else None
+    if state is None or state.global_step != trainer.args.max_steps:
+        return trainer.train(resume_from_checkpoint=resume).training_loss
+    trainer.state = state
+    trainer._load_from_checkpoint(resume)
+    if trainer.args.load_best_model_at_end and state.best_model_checkpoint is not None:
         trainer._load_best_model()
+    return None
 
 
 def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks: list | None = None) -> dict:
@@ -327,10 +332,7 @@ def run_training(args: FPTArguments, training_args: TrainingArguments, callbacks
         check_resumable(start_from, model, training_args.max_steps, settings)
     if trial is not None:
         resume = continue_from_trial(args.continue_trial, trial, training_args)
-    if resume is not None and json.loads(Path(resume, "trainer_state.json").read_text())["global_step"] == training_args.max_steps:
-        train_loss = finish_without_training(trainer, resume)
-    else:
-        train_loss = trainer.train(resume_from_checkpoint=resume).training_loss
+    train_loss = train_or_finish(trainer, resume)
     metrics = {}
     for split in task.reported_splits:
         if split in data:
