@@ -151,6 +151,25 @@ def test_status_says_what_each_cell_runs_next(grid, capsys):
     assert "| bit_xor | fpt |" in capsys.readouterr().out
 
 
+def test_a_method_other_than_fpt_runs_one_seed_only_where_its_first_run_took_over_the_limit(grid, monkeypatch, capsys):
+    """The issue's seed rule, per cell and from the measured wall time: 2 seeds, but 1 for full, frozen_random or the
+    LSTM when its seed-0 run took over 1.5 h; fpt always runs 2."""
+    monkeypatch.setattr(grid.protocol, "ONE_SEED_OVER_HOURS", 0.0)  # every run is "over the limit"
+    assert grid.protocol.seeds_for("bit_xor", "lstm") == [0, 1]  # before seed 0 has a wall time, both are planned
+    grid.main(["--tasks", "bit_xor", "--methods", "fpt", "lstm"])
+    out = capsys.readouterr().out
+    assert out.count("--method lstm") == 2 and "skip bit_xor lstm seed 1: seed 0 took over 0.0 h" in out  # its sweep + seed 0
+    assert grid.protocol.finished_run("bit_xor", "lstm", 1) is None and grid.protocol.seeds_for("bit_xor", "lstm") == [0]
+    assert grid.protocol.finished_run("bit_xor", "fpt", 1) is not None and grid.protocol.seeds_for("bit_xor", "fpt") == [0, 1]
+    assert grid.report.status(methods=["lstm"]).splitlines()[2].endswith("| done |")
+    wall = json.loads(grid.protocol.finished_run("bit_xor", "lstm", 0).read_text())["wall_time_s"]
+    monkeypatch.setattr(grid.protocol, "ONE_SEED_OVER_HOURS", wall / 3600)  # a run of exactly the limit is not over it
+    assert grid.protocol.seeds_for("bit_xor", "lstm") == [0, 1]
+    assert "| seed 1 (~" in grid.report.status(methods=["lstm"]).splitlines()[2]
+    grid.main(["--tasks", "bit_xor", "--methods", "lstm"])
+    assert capsys.readouterr().out.count("fpt-hf train") == 1 and grid.protocol.finished_run("bit_xor", "lstm", 1) is not None
+
+
 def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path, monkeypatch):
     """Runs recorded before 2026-11-26 lack top_prediction_share and most_common_class_share; the figure takes both kinds."""
     import matplotlib.pyplot as plt
