@@ -32,6 +32,18 @@ def test_table_aggregates_seeds_and_shows_paper(tmp_path):
     assert (round(mean, 6), round(std, 6), n) == (98.0, 1.0, 3)
 
 
+def test_table_names_the_gpu_of_gpu_runs(tmp_path):
+    for gpu, acc in [("NVIDIA H100 80GB HBM3", 0.33), ("NVIDIA H200", 0.35)]:
+        _write(tmp_path, f"listops-fpt-{gpu[-4:]}.json", task="listops", method="fpt", backbone="smollm2-135m", accuracy=acc,
+               steps=537, seed=0, hardware={"gpu": gpu, "gpu_count": 1})
+    _write(tmp_path, "listops-fpt-cpu.json", task="listops", method="fpt", backbone="smollm2-135m", accuracy=0.31, steps=537,
+           seed=0, hardware={"gpu": None, "cpu": "x"})
+    table = markdown_table(collect(tmp_path))
+    assert "| listops | fpt | smollm2-135m, H100 80GB HBM3 | 1 | 537 | 33.00 (1 seed) | 38.4 |" in table
+    assert "| listops | fpt | smollm2-135m, H200 | 1 | 537 | 35.00 (1 seed) | 38.4 |" in table
+    assert "| listops | fpt | smollm2-135m | 1 | 537 | 31.00 (1 seed) | 38.4 |" in table  # a CPU run: no device in its label
+
+
 def test_foreign_json_is_rejected(tmp_path):
     _write(tmp_path, "other.json", foo=1)
     with pytest.raises(ValueError, match="not an fpt-hf results file"):

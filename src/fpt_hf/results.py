@@ -46,6 +46,9 @@ def collect(results_dir: str | Path) -> dict[tuple[str, str, str, int], list[dic
             backbone += ", augmented" if fpt_args["augment"] else ", not augmented"
         if fpt_args.get("streaming_train"):
             backbone += ", streamed data"
+        gpu = (result.get("hardware") or {}).get("gpu")
+        if gpu:  # runs on different GPUs were planned to different step counts: keep them apart and say which GPU
+            backbone += f", {gpu.removeprefix('NVIDIA ')}"
         groups[(result["task"], result["method"], backbone, result.get("steps") or 0)].append(result)
     return dict(groups)
 
