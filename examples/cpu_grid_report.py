@@ -64,7 +64,27 @@ def status(tasks=None, methods=None) -> str:
     if any("*" in line for line in lines[2:]):
         lines.append("\n\\* the trial ended predicting one class for every row: its accuracy is that class's share, not learning "
                      "(measured for trials run since 2026-11-26).")
+    from fpt_hf.training import cpu_model_and_flags
+
+    measured = [(json.loads(path.read_text()).get("hardware") or {}).get("cpu_flags") for path in sorted(protocol.RESULTS.glob("*.json"))]
+    note = cpu_note(measured, cpu_model_and_flags()[1])
+    if note:
+        lines.append("\n" + note)
     return "\n".join(lines) + "\n"
+
+
+def cpu_note(measured_flags: list[list[str] | None], this_flags: list[str] | None) -> str | None:
+    """A warning when most runs with a recorded CPU had AMX (bf16 matrix tiles) and this CPU has none: the hours that
+    `status` estimates from their wall times are then too low (2026-11-27: MNIST frozen_random's first 1,250 steps and
+    their evaluation, 6 blocks, one thread beside another job, took 1,633 s on such a CPU against 417 s on an AMX one;
+    docs/cpu_grid.md)."""
+    known = [flags for flags in measured_flags if flags is not None]
+    with_amx = sum("amx_bf16" in flags for flags in known)
+    if this_flags is None or "amx_bf16" in this_flags or 2 * with_amx <= len(known):
+        return None
+    return (f"This CPU has no AMX (bf16 matrix tiles); {with_amx} of the {len(known)} runs whose CPU is recorded had it, and "
+            "the hours above come from their wall times: expect ~4x (measured 2026-11-27: 1,633 s against 417 s for the same "
+            "1,250 MNIST steps and their evaluation).")
 
 
 def _hours(task: str, runs: list[dict], trials: list[dict], pending_trials: int = 0, from_step: int = 0) -> float | None:

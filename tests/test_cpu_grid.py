@@ -128,6 +128,27 @@ def test_a_best_rate_at_the_edge_extends_the_sweep(grid, monkeypatch):
     assert swept == []
 
 
+def test_status_warns_when_its_hours_come_from_faster_cpus(grid, monkeypatch):
+    """The hours come from the recorded runs' wall times: a CPU without AMX, where most recorded runs had it, gets a
+    warning (measured ~4x slower); otherwise, or with nothing recorded, no warning."""
+    amx, plain = ["amx_bf16", "amx_tile", "avx512_bf16"], ["avx512_bf16", "avx2"]
+    assert grid.report.cpu_note([amx, amx, plain, None], plain).startswith("This CPU has no AMX")
+    assert "2 of the 3 runs" in grid.report.cpu_note([amx, amx, plain, None], plain)
+    assert grid.report.cpu_note([amx, amx], amx) is None  # the same kind of CPU
+    assert grid.report.cpu_note([amx, plain], plain) is None  # no majority measured on AMX
+    assert grid.report.cpu_note([None, None], plain) is None and grid.report.cpu_note([], plain) is None
+    assert grid.report.cpu_note([amx], None) is None  # this CPU's flags unreadable: no guess
+    import fpt_hf.training
+
+    grid.protocol.RESULTS.mkdir(parents=True, exist_ok=True)
+    for i, flags in enumerate([amx, amx, plain]):
+        (grid.protocol.RESULTS / f"recorded-{i}.json").write_text(json.dumps({"hardware": {"cpu_flags": flags}}))
+    monkeypatch.setattr(fpt_hf.training, "cpu_model_and_flags", lambda: ("a CPU", plain))
+    assert "This CPU has no AMX; 2 of the 3 runs" in grid.report.status().replace(" (bf16 matrix tiles)", "")
+    monkeypatch.setattr(fpt_hf.training, "cpu_model_and_flags", lambda: ("a CPU", amx))
+    assert "AMX" not in grid.report.status()
+
+
 def test_status_says_what_each_cell_runs_next(grid, capsys):
     assert "one class for every row" not in grid.report.status()  # nothing swept, nothing starred: no footnote
     grid.main(["--tasks", "bit_xor", "--methods", "fpt", "--sweep_only"])
