@@ -191,6 +191,19 @@ def test_a_method_other_than_fpt_runs_one_seed_only_where_its_first_run_took_ove
     assert capsys.readouterr().out.count("fpt-hf train") == 1 and grid.protocol.finished_run("bit_xor", "lstm", 1) is not None
 
 
+def test_seed_rule_at_exactly_the_limit_is_deterministic(grid, monkeypatch):
+    """A seed-0 wall time of exactly the limit is not over it, for wall times where seconds against hours * 3600 would
+    round over (~4% of them: the test above failed on such a one)."""
+    wall = next(w / 7 for w in range(1, 10_000) if w / 7 > (w / 7 / 3600) * 3600)
+    grid.protocol.RESULTS.mkdir(parents=True, exist_ok=True)
+    (grid.protocol.RESULTS / "bit_xor-lstm-lstm-4steps-seed0.json").write_text(json.dumps(
+        {"task": "bit_xor", "method": "lstm", "wall_time_s": wall, "training_args": {"learning_rate": 1e-3}}))
+    monkeypatch.setattr(grid.protocol, "ONE_SEED_OVER_HOURS", wall / 3600)
+    assert grid.protocol.seeds_for("bit_xor", "lstm") == [0, 1]
+    monkeypatch.setattr(grid.protocol, "ONE_SEED_OVER_HOURS", wall / 3600 * (1 - 1e-9))
+    assert grid.protocol.seeds_for("bit_xor", "lstm") == [0]
+
+
 def test_curves_mark_one_class_answers_and_the_most_common_class(grid, tmp_path, monkeypatch):
     """Runs recorded before 2026-11-26 lack top_prediction_share and most_common_class_share; the figure takes both kinds."""
     import matplotlib.pyplot as plt
